@@ -1,0 +1,39 @@
+"""GAN Lab: a compact PyTorch DCGAN package. Train, sample, explore and share small GANs.
+
+from gan import ModelConfig, TrainConfig, load_images, fit, load_model, sample
+"""
+
+from .config import ConfigError, ModelConfig, TrainConfig
+from .data import DataError, DatasetReport, ImageData, Limits, load_images, make_synthetic
+from .hub import ModelLoadError, load_model, save_model
+from .models import Discriminator, Generator
+from .sampling import (
+    interpolation_frames,
+    latents,
+    lerp,
+    make_grid,
+    sample,
+    save_gif,
+    save_png,
+    slerp,
+)
+from .train import (
+    Checkpoint,
+    CheckpointError,
+    Done,
+    Metric,
+    Rollback,
+    Samples,
+    Started,
+    StepLog,
+    fit,
+)
+
+__all__ = [
+    "Checkpoint", "CheckpointError", "ConfigError", "DataError", "DatasetReport", "Discriminator",
+    "Done", "Generator", "ImageData", "Limits", "Metric", "ModelConfig", "ModelLoadError",
+    "Rollback", "Samples", "Started", "StepLog", "TrainConfig", "fit", "interpolation_frames",
+    "latents", "lerp", "load_images", "load_model", "make_grid", "make_synthetic", "sample",
+    "save_gif", "save_model", "save_png", "slerp",
+]  # fmt: skip
+__version__ = "0.1.0"

@@ -1,0 +1,317 @@
+"""Command line: `python -m gan train|sample|interpolate|eval|push|explore`.
+
+Every option of ModelConfig and TrainConfig is a flag of `train` (`--help` shows each default).
+Every `--model` takes a local model folder or a Hub repo id (user/name).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import sys
+import threading
+import types
+import typing
+from pathlib import Path
+
+HELP = {
+    "image_size": "image side in pixels, a power of two 16..256",
+    "channels": "1 (grayscale) or 3 (RGB)",
+    "z_dim": "latent size",
+    "g_width": "generator base width (ngf)",
+    "d_width": "discriminator base width (ndf)",
+    "g_style": "deconv (ConvTranspose) or upsample (nearest + conv)",
+    "d_norm": "discriminator normalisation: batch, spectral or none",
+    "batch_size": "images per step (per process under torchrun)",
+    "steps": "generator updates to train for",
+    "epochs": "stop after this many passes over the data (if sooner than --steps)",
+    "lr_g": "generator learning rate",
+    "lr_d": "discriminator learning rate",
+    "beta1": "Adam beta1",
+    "beta2": "Adam beta2",
+    "loss": "bce (non-saturating) or hinge",
+    "ema_decay": "EMA decay of the generator's weights (0 = off)",
+    "augment": "none, classic (flip/rotate/shift/zoom) or diffaugment (color/translation/cutout)",
+    "xflip": "mirror real images at random",
+    "precision": "fp32 or bf16 (autocast with fp32 master weights)",
+    "seed": "random seed: the same seed gives the same run",
+    "sample_every": "write a sample grid every N steps (0 = off)",
+    "checkpoint_every": "write a checkpoint every N steps (0 = only at the end)",
+    "log_every": "log losses every N steps",
+    "device": "auto, cpu, cuda or mps",
+    "compile": "torch.compile: off, on, or auto (on for long runs)",
+    "threads": "CPU threads for torch (0 = torch's default)",
+    "n_sample": "images in the fixed-seed sample grid",
+    "metric_every": "cheap SWD on 256 samples every N steps (0 = off)",
+}
+
+
+def _field_type(f: dataclasses.Field, owner: type) -> type:
+    hints = typing.get_type_hints(owner)
+    t = hints[f.name]
+    if isinstance(t, types.UnionType) or typing.get_origin(t) is typing.Union:
+        t = next(a for a in typing.get_args(t) if a is not type(None))
+    return t
+
+
+def _add_config_flags(p: argparse.ArgumentParser, cls: type, title: str) -> None:
+    g = p.add_argument_group(title)
+    for f in dataclasses.fields(cls):
+        if f.name == "extra":
+            continue
+        t = _field_type(f, cls)
+        default = f.default
+        flag = "--" + f.name.replace("_", "-")
+        help_ = f"{HELP.get(f.name, f.name)} (default: {default})"
+        if t is bool:
+            g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        else:
+            g.add_argument(flag, dest=f.name, type=t, default=None, help=help_, metavar=t.__name__.upper())
+
+
+def _collect(args: argparse.Namespace, cls: type) -> dict:
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(cls)
+        if f.name != "extra" and getattr(args, f.name, None) is not None
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import ModelConfig, TrainConfig
+
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = argparse.ArgumentParser(prog="python -m gan", description="GAN Lab: train, sample and share DCGANs.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a GAN", formatter_class=fmt)
+    t.add_argument(
+        "--data", default="synthetic", help="folder, .zip, .npz, IDX file, hf://datasets/user/name, or synthetic"
+    )
+    t.add_argument("--out", required=True, help="run folder: checkpoint, samples/, model/")
+    t.add_argument("--resume", nargs="?", const="", default=None,
+                   help="continue from a checkpoint (file or run folder; bare flag: the --out folder)")  # fmt: skip
+    t.add_argument("--n-synthetic", type=int, default=2048, help="images in the synthetic set")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_flags(t, ModelConfig, "model")
+    _add_config_flags(t, TrainConfig, "training")
+
+    s = sub.add_parser("sample", help="render images from seeds", formatter_class=fmt)
+    s.add_argument("--model", required=True, help="model folder or Hub repo id")
+    s.add_argument("--seed", type=int, default=0, help="first seed; images use seeds S..S+n-1")
+    s.add_argument("--n", type=int, default=16, help="number of images")
+    s.add_argument("--truncation", type=float, default=1.0, help="truncation psi (0..2); <1 = safer samples")
+    s.add_argument("--out", required=True, help="grid .png, or a folder for one PNG per seed")
+    s.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
+
+    i = sub.add_parser("interpolate", help="render a latent walk as GIF (or MP4)", formatter_class=fmt)
+    i.add_argument("--model", required=True, help="model folder or Hub repo id")
+    i.add_argument("--seeds", type=int, nargs="+", required=True, help="two or more seeds to walk through")
+    i.add_argument("--frames", type=int, default=32, help="frames between two seeds")
+    i.add_argument("--mode", choices=["slerp", "lerp"], default="slerp", help="interpolation")
+    i.add_argument("--fps", type=float, default=16.0, help="frames per second")
+    i.add_argument("--scale", type=int, default=2, help="integer upscaling of the frames")
+    i.add_argument("--truncation", type=float, default=1.0, help="truncation psi")
+    i.add_argument("--out", required=True, help="walk.gif or walk.mp4")
+    i.add_argument("--revision", default=None, help="Hub revision")
+
+    e = sub.add_parser("eval", help="compute SWD (and FID/KID when Inception weights exist)", formatter_class=fmt)
+    e.add_argument("--model", required=True, help="model folder or Hub repo id")
+    e.add_argument("--data", required=True, help="the real images to compare with")
+    e.add_argument("--n", type=int, default=2048, help="images to compare")
+    e.add_argument("--inception-weights", default=None, help="path of the Inception-v3 weights file")
+    e.add_argument("--no-write", action="store_true", help="do not record the metrics in the model folder")
+
+    u = sub.add_parser("push", help="push a model folder to the Hugging Face Hub", formatter_class=fmt)
+    u.add_argument("--model", required=True, help="model folder (or repo id to copy)")
+    u.add_argument("--repo", required=True, help="target repo id, user/name")
+    u.add_argument("--private", action="store_true", help="create the repo private")
+    return p
+
+
+def _open_model(spec: str, revision: str | None = None):
+    from .hub import load_model
+
+    return load_model(spec, revision=revision)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .config import ModelConfig, TrainConfig
+    from .data import load_images
+    from .train import CKPT_NAME, Done, Rollback, Samples, Started, StepLog, event_dict, fit, load_checkpoint
+
+    out = Path(args.out)
+    resume = None
+    model_kw = _collect(args, ModelConfig)
+    if args.resume is not None:
+        resume = Path(args.resume) if args.resume else out
+        meta, _ = load_checkpoint(resume)
+        mcfg = ModelConfig.from_dict(meta["model_config"])
+        if model_kw and mcfg.replace(**model_kw) != mcfg:
+            print(f"error: model options differ from the checkpoint's ({mcfg})", file=sys.stderr)
+            return 2
+        tcfg = TrainConfig.from_dict(meta["train_config"]).replace(**_collect(args, TrainConfig))
+    else:
+        mcfg = ModelConfig(**model_kw)
+        tcfg = TrainConfig(**_collect(args, TrainConfig))
+        if (out / CKPT_NAME).exists():
+            print(f"error: {out} already holds a run; use --resume to continue it or pick another --out",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    if args.data.startswith("hf://"):
+        from .hub import load_hub_dataset
+
+        data = load_hub_dataset(args.data[5:], mcfg.image_size, mcfg.channels)
+    else:
+        data = load_images(args.data, mcfg.image_size, mcfg.channels, n_synthetic=args.n_synthetic, seed=tcfg.seed)
+    tcfg = tcfg.replace(extra={**tcfg.extra, "data": str(args.data)})
+    print(data.report.summary())
+
+    stop = threading.Event()
+
+    def on_sigint(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping after this step (Ctrl-C again to abort)...", file=sys.stderr)
+
+    old = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
+    bar = None
+    log = None
+    rc = 0
+    try:
+        for ev in fit(None if resume else mcfg, tcfg, data, out_dir=out, resume=resume, stop=stop):
+            if isinstance(ev, Started):
+                if log is None and os.environ.get("RANK", "0") == "0":  # rank 0 writes the log
+                    out.mkdir(parents=True, exist_ok=True)
+                    log = open(out / "log.jsonl", "a")
+                print(
+                    f"training {ev.n_images} images on {ev.device} ({ev.precision}), batch {ev.batch_size}"
+                    f" per process x {ev.world_size} = {ev.batch_size * ev.world_size} global,"
+                    f" steps {ev.step}->{ev.steps}"
+                )
+                bar = tqdm(total=ev.steps, initial=ev.step, disable=args.quiet or log is None, unit="step")
+            elif isinstance(ev, StepLog) and bar is not None:
+                bar.update(ev.step - bar.n)
+                bar.set_postfix(d=f"{ev.loss_d:.3f}", g=f"{ev.loss_g:.3f}", ips=f"{ev.img_per_s:.0f}")
+            elif isinstance(ev, Rollback):
+                tqdm.write(f"warning: {ev.message}")
+            elif isinstance(ev, Samples) and bar is not None and not args.quiet:
+                tqdm.write(f"step {ev.step}: samples -> {ev.path}")
+            elif isinstance(ev, Done):
+                if bar is not None:
+                    bar.update(ev.step - bar.n)
+                    bar.close()
+                print(ev.message)
+                if ev.model_dir:
+                    print(f"model folder: {ev.model_dir}")
+                if ev.reason == "diverged":
+                    rc = 3
+            if log is not None and not isinstance(ev, Samples):
+                log.write(json.dumps(event_dict(ev)) + "\n")
+                log.flush()
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+        if log is not None:
+            log.close()
+    return rc
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .sampling import MAX_SEED, make_grid, sample, save_png
+
+    if not 1 <= args.n <= 1024:
+        print("error: --n must be in 1..1024", file=sys.stderr)
+        return 2
+    if not 0 <= args.seed <= MAX_SEED - args.n:
+        print(f"error: --seed must be in 0..{MAX_SEED - args.n}", file=sys.stderr)
+        return 2
+    G = _open_model(args.model, args.revision)
+    seeds = list(range(args.seed, args.seed + args.n))
+    imgs = sample(G, seeds, args.truncation)
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":  # a folder: one PNG per seed
+        out.mkdir(parents=True, exist_ok=True)
+        for s, im in zip(seeds, imgs):
+            save_png(im, out / f"seed{s:06d}.png")
+        print(f"{len(seeds)} images -> {out}/seedNNNNNN.png")
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_png(make_grid(imgs), out)
+        print(f"grid of seeds {seeds[0]}..{seeds[-1]} -> {out}")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    import torch
+
+    from .sampling import interpolation_frames, save_gif, save_video
+
+    if len(args.seeds) < 2:
+        print("error: --seeds needs at least two seeds", file=sys.stderr)
+        return 2
+    G = _open_model(args.model, args.revision)
+    parts = [
+        interpolation_frames(G, a, b, args.frames, args.mode, args.truncation)[
+            : None if i == len(args.seeds) - 2 else -1
+        ]
+        for i, (a, b) in enumerate(zip(args.seeds[:-1], args.seeds[1:]))
+    ]
+    frames = torch.cat(parts)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".mp4":
+        save_video(frames, out, fps=args.fps, scale=args.scale)
+    else:
+        save_gif(frames, out, fps=args.fps, scale=args.scale)
+    print(f"{len(frames)} frames -> {out}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_model
+
+    res = evaluate_model(args.model, args.data, n=args.n, inception_weights=args.inception_weights,
+                         write=not args.no_write)  # fmt: skip
+    for k, v in res.items():
+        print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from .hub import push_to_hub
+
+    url = push_to_hub(args.model, args.repo, private=args.private)
+    print(f"pushed to {url}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import ConfigError
+    from .data import DataError
+    from .hub import ModelLoadError
+    from .train import CheckpointError
+
+    args = build_parser().parse_args(argv)
+    handler = {
+        "train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate,
+        "eval": cmd_eval, "push": cmd_push,
+    }[args.cmd]  # fmt: skip
+    try:
+        return handler(args)
+    except (ConfigError, DataError, ModelLoadError, CheckpointError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aborted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,559 @@
+"""The training loop as an iterator of small event records.
+
+    for ev in fit(ModelConfig(), TrainConfig(steps=500), load_images("synthetic", 64, 3), out_dir="runs/a"):
+        print(ev)
+
+`fit` yields `Started`, then `StepLog` every `log_every` steps, `Samples` every `sample_every`,
+`Metric` every `metric_every`, `Checkpoint` every `checkpoint_every`, `Rollback` after a
+non-finite loss, and finally `Done`. Stopping is the caller's choice: set the `stop` event (a
+checkpoint and the model folder are written, then `Done(reason="stopped")`), or just stop
+iterating. One loop serves the CLI, the app and the tests.
+
+A checkpoint holds everything needed to continue exactly (G, D, EMA, both optimizers, step, RNG
+states, both configs, data fingerprint) in one safetensors file with a JSON header: loading it
+runs no code. It is written to a temporary name and renamed, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from . import data as gdata
+from .config import ModelConfig, TrainConfig
+from .models import Discriminator, Generator
+from .sampling import latents, make_grid, save_png
+
+CKPT_NAME = "checkpoint.safetensors"
+CKPT_FORMAT = "gan-lab-checkpoint/1"
+SAMPLE_SEED0 = 0  # the fixed sample grid shows seeds 0 .. n_sample-1
+
+
+# ---------------------------------------------------------------------------------------------
+# events
+
+
+@dataclass
+class Started:
+    step: int  # first step to run (0, or the resumed step)
+    steps: int  # last step
+    n_images: int
+    batch_size: int  # per process
+    world_size: int
+    device: str
+    precision: str
+    data_fingerprint: str
+    resumed_from: str | None = None
+
+
+@dataclass
+class StepLog:
+    step: int
+    epoch: int
+    loss_d: float
+    loss_g: float
+    d_real: float  # mean D(x) as a probability
+    d_fake: float  # mean D(G(z)) as a probability, in the D step
+    img_per_s: float  # real images through D per second, all processes
+    elapsed_s: float
+
+
+@dataclass
+class Samples:
+    step: int
+    grid: np.ndarray  # uint8 (H, W, C) grid of the fixed-seed samples
+    path: str | None = None
+
+
+@dataclass
+class Metric:
+    step: int
+    name: str
+    value: float
+
+
+@dataclass
+class Checkpoint:
+    step: int
+    path: str
+
+
+@dataclass
+class Rollback:
+    step: int
+    to_step: int
+    message: str
+
+
+@dataclass
+class Done:
+    step: int
+    reason: str  # finished | stopped | diverged
+    message: str
+    model_dir: str | None = None
+    checkpoint: str | None = None
+
+
+Event = Started | StepLog | Samples | Metric | Checkpoint | Rollback | Done
+
+
+def event_dict(ev: Event) -> dict[str, Any]:
+    """An event as a JSON-able dict with its type name (the grid is left out)."""
+    d = {k: v for k, v in asdict(ev).items() if not isinstance(v, np.ndarray)}
+    return {"event": type(ev).__name__, **d}
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("device=cuda was asked for, but CUDA is not available here")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise RuntimeError("device=mps was asked for, but Apple MPS is not available here")
+    return torch.device(name)
+
+
+def d_loss_fn(real: torch.Tensor | None, fake: torch.Tensor | None, kind: str) -> torch.Tensor:
+    """Discriminator loss on logits (either term may be None, for separate backward passes).
+
+    bce: -log D(x) - log(1 - D(G(z))) = softplus(-real) + softplus(fake); hinge: max(0, 1 -+ .)."""
+    terms = []
+    if real is not None:
+        terms.append((F.relu(1 - real) if kind == "hinge" else F.softplus(-real)).mean())
+    if fake is not None:
+        terms.append((F.relu(1 + fake) if kind == "hinge" else F.softplus(fake)).mean())
+    return sum(terms[1:], terms[0])
+
+
+def g_loss_fn(fake: torch.Tensor, kind: str) -> torch.Tensor:
+    """Generator loss on logits. bce: non-saturating -log D(G(z)); hinge: -D(G(z))."""
+    if kind == "hinge":
+        return -fake.mean()
+    return F.softplus(-fake).mean()
+
+
+def batch_indices(step: int, n: int, batch: int, seed: int, rank: int = 0, world: int = 1):
+    """Indices of the images for `step` on `rank`: a fresh permutation each epoch, derived from
+    (seed, epoch) alone, so any step can be recomputed on resume. Returns (epoch, LongTensor)."""
+    global_batch = batch * world
+    per_epoch = max(1, n // global_batch)
+    epoch, i = divmod(step, per_epoch)
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=g)
+    if n < global_batch:  # fewer images than one batch: repeat them
+        perm = perm.repeat(-(-global_batch // n))
+    idx = perm[i * global_batch : (i + 1) * global_batch]
+    return epoch, idx[rank::world]
+
+
+@torch.no_grad()
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameters only (BN stats are recalibrated)."""
+    ema_p = list(ema.parameters())
+    torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1.0 - decay)
+
+
+@torch.no_grad()
+def recalibrate_bn(G: nn.Module, z_dim: int, device: torch.device, n_batches: int = 8, batch: int = 64):
+    """Set BatchNorm running stats to the exact average over fresh noise, then eval mode.
+
+    Sampling in eval mode makes an image depend only on its own z (not on the batch); the EMA
+    weights need statistics of their own, which this measures with a fixed noise stream."""
+    bns = [m for m in G.modules() if isinstance(m, nn.BatchNorm2d)]
+    if not bns:
+        G.eval()
+        return
+    g = torch.Generator().manual_seed(12345)
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    G.train()
+    for _ in range(n_batches):
+        G(torch.randn(batch, z_dim, generator=g).to(device))
+    for m, mom in zip(bns, saved):
+        m.momentum = mom
+    G.eval()
+
+
+def _unwrap(m: nn.Module) -> nn.Module:
+    m = getattr(m, "module", m)  # DDP
+    return getattr(m, "_orig_mod", m)  # torch.compile
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints: one safetensors file, tensors flat, the rest as JSON in the header
+
+
+def _flat_optim(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> dict:
+    sd = opt.state_dict()
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            tensors[f"{prefix}.{pid}.{k}"] = v.detach().cpu().contiguous()
+    return {"param_groups": sd["param_groups"]}
+
+
+def _unflat_optim(prefix: str, meta: dict, tensors: dict[str, torch.Tensor]) -> dict:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, v in tensors.items():
+        if key.startswith(prefix + "."):
+            pid, k = key[len(prefix) + 1 :].split(".", 1)
+            state.setdefault(int(pid), {})[k] = v
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
+    """Write a checkpoint atomically: temporary name, fsync, rename."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name in ("G", "D", "E"):
+        if state.get(name) is not None:
+            for k, v in _unwrap(state[name]).state_dict().items():
+                tensors[f"{name}.{k}"] = v.detach().cpu().contiguous()
+    meta = {
+        "step": state["step"],
+        "model_config": state["model_cfg"].to_dict(),
+        "train_config": state["train_cfg"].to_dict(),
+        "optG": _flat_optim("optG", state["optG"], tensors),
+        "optD": _flat_optim("optD", state["optD"], tensors),
+        "data_fingerprint": state["fingerprint"],
+        "rollbacks": state["rollbacks"],
+        "elapsed_s": state["elapsed_s"],
+    }
+    tensors["rng.torch"] = torch.get_rng_state()
+    tensors["rng.g"] = state["gen"].get_state().cpu()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    save_file(tensors, str(tmp), metadata={"format": CKPT_FORMAT, "json": json.dumps(meta)})
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, not ours, or does not fit the model."""
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """-> (meta, flat tensors). Accepts a checkpoint file or a run folder holding one."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CKPT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        with safe_open(str(path), "pt") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for bad headers
+        raise CheckpointError(f"{path} is not a readable safetensors checkpoint ({e})") from None
+    if header.get("format") != CKPT_FORMAT:
+        raise CheckpointError(f"{path} is not a GAN Lab checkpoint (format {header.get('format')!r})")
+    meta = json.loads(header["json"])
+    meta["path"] = str(path)
+    return meta, tensors
+
+
+def _sub(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+
+def fit(
+    model_cfg: ModelConfig | None,
+    train_cfg: TrainConfig,
+    data: gdata.ImageData | torch.Tensor,
+    *,
+    out_dir: str | Path,
+    resume: str | Path | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[Event]:
+    """Train a GAN; yields events (see the module doc). `model_cfg` may be None when resuming."""
+    from . import distributed as dist_util  # torchrun support; a no-op in one process
+    from .hub import save_model
+
+    if isinstance(data, torch.Tensor):
+        data = gdata.ImageData(data, gdata.DatasetReport("tensor", n_ok=len(data)))
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / CKPT_NAME
+
+    meta, ck = (None, None)
+    if resume is not None:
+        meta, ck = load_checkpoint(resume)
+        saved_cfg = ModelConfig.from_dict(meta["model_config"])
+        if model_cfg is not None and model_cfg != saved_cfg:
+            raise CheckpointError(
+                f"the checkpoint was trained with {saved_cfg}, not {model_cfg}; "
+                "leave the model options out when resuming"
+            )
+        model_cfg = saved_cfg
+    if model_cfg is None:
+        raise ValueError("model_cfg is required unless resuming")
+
+    images = data.images
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+    n, c, h, w = images.shape
+    if (c, h, w) != (model_cfg.channels, model_cfg.image_size, model_cfg.image_size):
+        raise ValueError(
+            f"images are {c}x{h}x{w} but the model wants "
+            f"{model_cfg.channels}x{model_cfg.image_size}x{model_cfg.image_size}"
+        )
+
+    ctx = dist_util.setup(train_cfg.device)
+    rank, world, device, is_main = ctx.rank, ctx.world_size, ctx.device, ctx.is_main
+    if train_cfg.threads:
+        torch.set_num_threads(train_cfg.threads)
+    fingerprint = data.fingerprint()
+
+    # ---- models, optimizers, RNG (same seed -> same run) ----
+    torch.manual_seed(train_cfg.seed)
+    G = Generator(model_cfg).to(device)
+    D = Discriminator(model_cfg).to(device)
+    use_ema = train_cfg.ema_decay > 0
+    E = copy.deepcopy(G).eval().requires_grad_(False) if use_ema else None
+    betas = (train_cfg.beta1, train_cfg.beta2)
+    optG = torch.optim.Adam(G.parameters(), lr=train_cfg.lr_g, betas=betas)
+    optD = torch.optim.Adam(D.parameters(), lr=train_cfg.lr_d, betas=betas)
+    gen = torch.Generator(device=device).manual_seed(train_cfg.seed + rank)  # noise + augment
+    step, rollbacks, elapsed0 = 0, 0, 0.0
+
+    def restore(meta: dict, ck: dict[str, torch.Tensor]) -> None:
+        nonlocal step, rollbacks, elapsed0
+        try:
+            G.load_state_dict(_sub(ck, "G"))
+            D.load_state_dict(_sub(ck, "D"))
+            if E is not None:
+                E.load_state_dict(_sub(ck, "E") or _sub(ck, "G"))
+            optG.load_state_dict(_unflat_optim("optG", meta["optG"], ck))
+            optD.load_state_dict(_unflat_optim("optD", meta["optD"], ck))
+        except (RuntimeError, KeyError, ValueError) as e:
+            raise CheckpointError(f"checkpoint does not fit the model: {e}") from None
+        for opt, lr in ((optG, train_cfg.lr_g), (optD, train_cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"], group["betas"] = lr, betas
+        torch.set_rng_state(ck["rng.torch"])
+        gen.set_state(ck["rng.g"].to(gen.get_state().device))
+        step, rollbacks, elapsed0 = meta["step"], meta["rollbacks"], meta.get("elapsed_s", 0.0)
+
+    if meta is not None:
+        restore(meta, ck)
+        if meta["data_fingerprint"] != fingerprint and is_main:
+            print(f"warning: the data differs from the checkpoint's ({fingerprint} vs {meta['data_fingerprint']})")
+
+    G_plain, D_plain = _maybe_compile(G, D, train_cfg, step)
+    G_train, D_train = dist_util.wrap(G_plain, ctx), dist_util.wrap(D_plain, ctx)
+
+    def state() -> dict[str, Any]:
+        return {
+            "G": G, "D": D, "E": E, "optG": optG, "optD": optD, "gen": gen, "step": step,
+            "model_cfg": model_cfg, "train_cfg": train_cfg, "fingerprint": fingerprint,
+            "rollbacks": rollbacks, "elapsed_s": elapsed0 + (time.perf_counter() - t_start),
+        }  # fmt: skip
+
+    t_start = time.perf_counter()
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "samples").mkdir(exist_ok=True)
+    images = images.to(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_cfg.precision == "bf16")
+    augment = {
+        "none": None,
+        "classic": gdata.augment_classic,
+        "diffaugment": gdata.diffaugment,
+    }[train_cfg.augment]
+    fixed_z = latents(range(SAMPLE_SEED0, SAMPLE_SEED0 + train_cfg.n_sample), model_cfg.z_dim)
+    b = train_cfg.batch_size
+    last_good = step
+    yield Started(
+        step, train_cfg.steps, n, b, world, str(device), train_cfg.precision, fingerprint,
+        resumed_from=meta["path"] if meta else None,
+    )  # fmt: skip
+
+    def write_checkpoint() -> Path:
+        nonlocal last_good
+        last_good = step
+        p = save_checkpoint(ckpt_path, state())
+        dist_util.barrier(ctx)
+        return p
+
+    def export(reason: str) -> str:
+        sampler = E if E is not None else copy.deepcopy(G)
+        recalibrate_bn(sampler, model_cfg.z_dim, device)
+        d = out_dir / "model"
+        save_model(sampler, d, train_cfg=train_cfg, report=data.report, steps=step)
+        return str(d)
+
+    if step == 0 and is_main and train_cfg.checkpoint_every:
+        write_checkpoint()  # the rollback target before any update
+
+    acc = torch.zeros(4, device=device)  # sums of loss_d, loss_g, d_real, d_fake since last log
+    n_acc, t_log = 0, time.perf_counter()
+    epoch = 0
+    while step < train_cfg.steps:
+        if stop is not None and stop.is_set():
+            break
+        epoch, idx = batch_indices(step, n, b, train_cfg.seed, rank, world)
+        if train_cfg.epochs is not None and epoch >= train_cfg.epochs:
+            break
+        real = gdata.to_float(images[idx.to(device)])  # (B, C, S, S) in [-1, 1]
+        if train_cfg.xflip:
+            real = gdata.xflip(real, gen)
+        z = torch.randn(b, model_cfg.z_dim, generator=gen, device=device)
+
+        # (1) D step: maximise log D(x) + log(1 - D(G(z)))  [or the hinge form]. Real and fake
+        # go through D separately (BatchNorm sees pure batches, as in pytorch/examples) with one
+        # backward each; under DDP the first backward skips the gradient all-reduce.
+        optD.zero_grad(set_to_none=True)
+        with autocast:
+            fake = G_train(z)
+        with dist_util.no_sync(D_train, ctx), autocast:
+            logit_r = D_train(augment(real, gen) if augment else real).float()
+            loss_r = d_loss_fn(logit_r, None, train_cfg.loss)
+        loss_r.backward()
+        with autocast:
+            f_in = fake.detach()
+            logit_f = D_train(augment(f_in, gen) if augment else f_in).float()
+            loss_f = d_loss_fn(None, logit_f, train_cfg.loss)
+        loss_f.backward()
+        optD.step()
+        loss_d = loss_r.detach() + loss_f.detach()
+
+        # (2) G step: maximise log D(G(z)) (non-saturating), D frozen and outside DDP
+        D.requires_grad_(False)
+        with autocast:
+            loss_g = g_loss_fn(D_plain(augment(fake, gen) if augment else fake).float(), train_cfg.loss)
+        optG.zero_grad(set_to_none=True)
+        loss_g.backward()
+        optG.step()
+        D.requires_grad_(True)
+        if E is not None:
+            ema_update(E, G, train_cfg.ema_decay)
+        step += 1
+
+        with torch.no_grad():
+            acc += torch.stack(
+                [
+                    loss_d,
+                    loss_g.detach(),
+                    torch.sigmoid(logit_r.detach()).mean(),
+                    torch.sigmoid(logit_f.detach()).mean(),
+                ]
+            )
+        n_acc += 1
+
+        due_log = step % train_cfg.log_every == 0 or step == train_cfg.steps
+        due_ckpt = train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0
+        if due_log or due_ckpt:
+            vals = (dist_util.all_mean(acc, ctx) / n_acc).tolist()  # the one host sync
+            if not all(np.isfinite(vals)):
+                rollbacks += 1
+                if rollbacks > 1 or not ckpt_path.exists():
+                    msg = (
+                        f"training diverged at step {step} (loss_d={vals[0]:.3g}, loss_g={vals[1]:.3g}) "
+                        f"after a rollback; stopped. Try a lower learning rate. The last good "
+                        f"checkpoint (step {last_good}) is kept at {ckpt_path}."
+                    )
+                    yield Done(step, "diverged", msg, None, str(ckpt_path) if ckpt_path.exists() else None)
+                    return
+                bad = step
+                m2, ck2 = load_checkpoint(ckpt_path)
+                restore(m2, ck2)
+                rollbacks = 1
+                gen.manual_seed(train_cfg.seed + 7919 * rollbacks + rank)  # a different noise stream
+                acc.zero_()
+                n_acc, t_log = 0, time.perf_counter()
+                yield Rollback(bad, step, f"non-finite loss at step {bad}; rolled back to step {step}")
+                continue
+            if due_log:
+                dt = time.perf_counter() - t_log
+                yield StepLog(
+                    step, epoch, vals[0], vals[1], vals[2], vals[3],
+                    n_acc * b * world / max(dt, 1e-9), elapsed0 + time.perf_counter() - t_start,
+                )  # fmt: skip
+                acc.zero_()
+                n_acc, t_log = 0, time.perf_counter()
+            if due_ckpt:
+                if is_main:
+                    yield Checkpoint(step, str(write_checkpoint()))
+                else:
+                    dist_util.barrier(ctx)
+        if is_main and train_cfg.sample_every and step % train_cfg.sample_every == 0:
+            yield _samples(E if E is not None else G, fixed_z, step, out_dir, model_cfg, device)
+        if is_main and train_cfg.metric_every and step % train_cfg.metric_every == 0:
+            yield _cheap_swd(E if E is not None else G, images, step, model_cfg, device)
+
+    stopped = stop is not None and stop.is_set() and step < train_cfg.steps
+    reason = "stopped" if stopped else "finished"
+    model_dir, ck = None, None
+    if is_main:
+        if step % max(train_cfg.sample_every, 1) != 0 or not train_cfg.sample_every:
+            yield _samples(E if E is not None else G, fixed_z, step, out_dir, model_cfg, device)
+        ck = str(write_checkpoint())
+        model_dir = export(reason)
+    else:
+        dist_util.barrier(ctx)
+    dist_util.teardown(ctx)
+    msg = f"{reason} at step {step} of {train_cfg.steps}"
+    yield Done(step, reason, msg, model_dir, ck)
+
+
+def _maybe_compile(G: nn.Module, D: nn.Module, cfg: TrainConfig, start: int):
+    """torch.compile both nets when asked ('auto': only for runs long enough to repay it)."""
+    if cfg.compile == "off" or (cfg.compile == "auto" and cfg.steps - start < 2000):
+        return G, D
+    return torch.compile(G), torch.compile(D)
+
+
+@torch.no_grad()
+def _samples(G: nn.Module, z: torch.Tensor, step: int, out_dir: Path, cfg: ModelConfig, device):
+    """Fixed-seed sample grid from a copy of G with recalibrated BN stats (G keeps training)."""
+    S = copy.deepcopy(_unwrap(G))
+    recalibrate_bn(S, cfg.z_dim, device)
+    imgs = gdata.to_uint8(S(z.to(device))).cpu()
+    grid = make_grid(imgs)
+    path = save_png(grid, out_dir / "samples" / f"step_{step:07d}.png")
+    return Samples(step, grid, str(path))
+
+
+@torch.no_grad()
+def _cheap_swd(G: nn.Module, images: torch.Tensor, step: int, cfg: ModelConfig, device) -> Metric:
+    """SWD (x1e3, average over levels) of 256 samples against 256 training images."""
+    from .metrics import swd
+
+    S = copy.deepcopy(_unwrap(G))
+    recalibrate_bn(S, cfg.z_dim, device)
+    z = latents(range(10_000, 10_256), cfg.z_dim)
+    fake = gdata.to_uint8(S(z.to(device))).cpu()
+    g = torch.Generator().manual_seed(step)
+    real = images[torch.randperm(len(images), generator=g)[:256].to(images.device)].cpu()
+    res = swd(real, fake, n_repeats=1)
+    return Metric(step, "swd", float(res["swd_avg"]))

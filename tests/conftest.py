@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny configs and tiny images made here (the tests never need real data sets)."""
+
+from __future__ import annotations
+
+import io
+import os
+
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from gan import ModelConfig, TrainConfig  # noqa: E402
+
+torch.set_num_threads(2)
+
+TINY = ModelConfig(image_size=16, channels=3, z_dim=16, g_width=8, d_width=8)
+
+
+def tiny_train(**kw) -> TrainConfig:
+    base = dict(steps=6, batch_size=16, log_every=1, sample_every=0, checkpoint_every=0, n_sample=4)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def png_bytes(mode: str = "RGB", size=(20, 14), color=(200, 30, 40), fmt: str = "PNG", **save) -> bytes:
+    im = Image.new(mode, size, color)
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def tiny_cfg() -> ModelConfig:
+    return TINY
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """A folder of assorted small images in nested subfolders (no class layout)."""
+    root = tmp_path / "imgs"
+    (root / "a" / "b").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        arr = rng.integers(0, 255, (24, 30, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(root / ("a" if i % 2 else "a/b") / f"im{i}.png")
+    return root

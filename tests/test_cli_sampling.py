@@ -1,0 +1,144 @@
+"""Sampling determinism, model folders, and the command line end to end."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY
+from gan import (
+    Generator,
+    ModelLoadError,
+    interpolation_frames,
+    latents,
+    load_model,
+    make_grid,
+    sample,
+    save_gif,
+    save_model,
+    slerp,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def G():
+    torch.manual_seed(0)
+    return Generator(TINY).eval()
+
+
+def test_same_seed_same_image(G):
+    a, b = sample(G, [7, 8, 9]), sample(G, [7, 8, 9])
+    assert a.dtype == torch.uint8 and a.shape == (3, 3, 16, 16)
+    assert torch.equal(a, b)
+    assert torch.equal(latents([8], 16)[0], latents([7, 8], 16)[1])  # a seed's z ignores its neighbours
+    assert not torch.equal(a[0], a[1])
+
+
+def test_truncation_and_interpolation(G):
+    z = latents([1], 16)
+    assert torch.allclose(latents([1], 16, truncation=0.5), z * 0.5)
+    a, b = latents([1, 2], 16)
+    assert torch.allclose(slerp(a, b, 0.0), a, atol=1e-5) and torch.allclose(slerp(a, b, 1.0), b, atol=1e-5)
+    mid = slerp(a, b, 0.5)
+    assert abs(mid.norm() - (a.norm() + b.norm()) / 2) < 0.2 * a.norm()  # stays on the shell
+    frames = interpolation_frames(G, 1, 2, n_frames=5)
+    assert frames.shape == (5, 3, 16, 16)
+    assert torch.equal(frames[0], sample(G, [1])[0]) and torch.equal(frames[-1], sample(G, [2])[0])
+
+
+def test_grid_and_gif(G, tmp_path):
+    grid = make_grid(sample(G, range(5)), nrow=3, padding=2)
+    assert grid.shape == (2 * 18 + 2, 3 * 18 + 2, 3)
+    p = save_gif(interpolation_frames(G, 0, 1, 4), tmp_path / "w.gif", scale=2)
+    im = Image.open(p)
+    assert im.n_frames == 4 and im.size == (32, 32)
+
+
+def test_save_load_round_trip(G, tmp_path):
+    save_model(G, tmp_path / "m")
+    files = {p.name for p in (tmp_path / "m").iterdir()}
+    assert {"config.json", "model.safetensors", "README.md", "samples.png"} <= files
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["g_width"] == 8 and cfg["image_size"] == 16
+    card = (tmp_path / "m" / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: gan-lab") and "pipeline_tag: unconditional-image-generation" in card
+    G2 = load_model(tmp_path / "m")
+    assert torch.equal(sample(G, range(6)), sample(G2, range(6)))
+    assert all(p.dtype == torch.float32 for p in G2.parameters())
+
+
+def test_load_refuses_pickle_and_bad_configs(G, tmp_path):
+    d = tmp_path / "pickle_only"
+    d.mkdir()
+    torch.save(G.state_dict(), d / "pytorch_model.bin")
+    (d / "config.json").write_text(json.dumps(TINY.to_dict()))
+    with pytest.raises(ModelLoadError, match="only pickle weights .*arbitrary code"):
+        load_model(d)
+    save_model(G, tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**TINY.to_dict(), "image_size": 4096}))
+    with pytest.raises(ModelLoadError, match="image_size=4096 is out of range"):
+        load_model(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**TINY.to_dict(), "g_width": 16}))
+    with pytest.raises(ModelLoadError, match="does not match config.json"):
+        load_model(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text("[1, 2")
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        load_model(tmp_path / "m")
+    with pytest.raises(ModelLoadError, match="not a valid Hub repo id"):
+        load_model("bad id/with space!")
+
+
+def run_cli(*args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "gan", *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_train_sample_interpolate(tmp_path):
+    env_args = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--batch-size", "16"]
+    r = run_cli("train", "--data", "synthetic", "--out", "run", "--steps", "4", "--sample-every", "2",
+                "--n-synthetic", "64", "--quiet", *env_args, cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "64 images used" in r.stdout and (tmp_path / "run/samples/step_0000002.png").exists()
+    log = [json.loads(x) for x in (tmp_path / "run/log.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in log][0] == "Started" and log[-1]["event"] == "Done"
+    r = run_cli("train", "--out", "run", "--resume", "--steps", "6", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0 and "finished at step 6 of 6" in r.stdout, r.stderr
+    r = run_cli("train", "--out", "run", "--steps", "6", "--quiet", cwd=tmp_path)
+    assert r.returncode == 2 and "already holds a run" in r.stderr
+
+    r = run_cli("sample", "--model", "run/model", "--seed", "3", "--n", "4", "--out", "grid.png", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "grid.png").size == (2 * 18 + 2, 2 * 18 + 2)
+    r = run_cli("sample", "--model", "run/model", "--seed", "3", "--n", "2", "--out", "each", cwd=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "each").iterdir()) == ["seed000003.png", "seed000004.png"]
+    assert Image.open(tmp_path / "each/seed000003.png").size == (16, 16)
+
+    r = run_cli("interpolate", "--model", "run/model", "--seeds", "1", "2", "3", "--frames", "5",
+                "--out", "walk.gif", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    gif = Image.open(tmp_path / "walk.gif")
+    assert gif.n_frames == 9 and gif.size == (32, 32)
+
+
+def test_cli_errors_and_help(tmp_path):
+    r = run_cli("train", "--help", cwd=tmp_path)
+    for flag in ("--image-size", "--lr-g", "--ema-decay", "--augment", "--precision", "--resume"):
+        assert flag in r.stdout
+    assert "(default: 64)" in r.stdout and "(default: 0.0002)" in r.stdout
+    r = run_cli("train", "--out", "x", "--image-size", "100", cwd=tmp_path)
+    assert r.returncode == 2 and "image_size=100 must be a power of two" in r.stderr
+    r = run_cli("train", "--out", "x", "--steps", "-1", cwd=tmp_path)
+    assert r.returncode == 2 and "steps=-1 is out of range" in r.stderr
+    r = run_cli("train", "--out", "x", "--data", "nowhere.zip", cwd=tmp_path)
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    r = run_cli("sample", "--model", "nowhere", "--out", "g.png", cwd=tmp_path)
+    assert r.returncode == 2 and "not a Hub repo id" in r.stderr
+    assert "Traceback" not in r.stderr
