@@ -28,6 +28,7 @@ HELP = {
     "batch_size": "images per step (per process under torchrun)",
     "steps": "generator updates to train for",
     "epochs": "stop after this many passes over the data (if sooner than --steps)",
+    "max_minutes": "stop after this many minutes of training (0 = no limit)",
     "lr_g": "generator learning rate",
     "lr_d": "discriminator learning rate",
     "beta1": "Adam beta1",
@@ -170,7 +171,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         data = load_images(args.data, mcfg.image_size, mcfg.channels, n_synthetic=args.n_synthetic, seed=tcfg.seed)
     tcfg = tcfg.replace(extra={**tcfg.extra, "data": str(args.data)})
-    print(data.report.summary())
+    is_main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 talks
+    if is_main:
+        print(data.report.summary())
 
     stop = threading.Event()
 
@@ -190,6 +193,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 if log is None and os.environ.get("RANK", "0") == "0":  # rank 0 writes the log
                     out.mkdir(parents=True, exist_ok=True)
                     log = open(out / "log.jsonl", "a")
+                if not is_main:
+                    continue
                 print(
                     f"training {ev.n_images} images on {ev.device} ({ev.precision}), batch {ev.batch_size}"
                     f" per process x {ev.world_size} = {ev.batch_size * ev.world_size} global,"
@@ -203,7 +208,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 tqdm.write(f"warning: {ev.message}")
             elif isinstance(ev, Samples) and bar is not None and not args.quiet:
                 tqdm.write(f"step {ev.step}: samples -> {ev.path}")
-            elif isinstance(ev, Done):
+            elif isinstance(ev, Done) and is_main:
                 if bar is not None:
                     bar.update(ev.step - bar.n)
                     bar.close()

@@ -117,6 +117,7 @@ class TrainConfig(_JsonMixin):
     batch_size: int = 64
     steps: int = 2000  # generator updates; the run stops here (epochs, if set, may stop it sooner)
     epochs: int | None = None
+    max_minutes: float = 0.0  # stop after this much wall-clock training time; 0 = no limit
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     beta1: float = 0.5
@@ -142,6 +143,7 @@ class TrainConfig(_JsonMixin):
         _check_int("steps", self.steps, 1, 10_000_000)
         if self.epochs is not None:
             _check_int("epochs", self.epochs, 1, 1_000_000)
+        _check_float("max_minutes", self.max_minutes, 0.0, 1e6)
         _check_float("lr_g", self.lr_g, 0.0, 1.0, lo_open=True)
         _check_float("lr_d", self.lr_d, 0.0, 1.0, lo_open=True)
         _check_float("beta1", self.beta1, 0.0, 0.999)

@@ -68,6 +68,15 @@ def all_mean(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return t
 
 
+def any_rank(flag: bool, ctx: DistContext) -> bool:
+    """True on every rank if any rank says True (one tiny all-reduce; free in one process)."""
+    if not ctx.active:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
+    dist.all_reduce(t)
+    return bool(t.item() > 0)
+
+
 def barrier(ctx: DistContext) -> None:
     if ctx.active:
         dist.barrier()

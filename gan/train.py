@@ -41,6 +41,7 @@ from .sampling import latents, make_grid, save_png
 CKPT_NAME = "checkpoint.safetensors"
 CKPT_FORMAT = "gan-lab-checkpoint/1"
 SAMPLE_SEED0 = 0  # the fixed sample grid shows seeds 0 .. n_sample-1
+CHANNELS_LAST = False  # measured by benchmarks/throughput.py
 
 
 # ---------------------------------------------------------------------------------------------
@@ -284,6 +285,91 @@ def _sub(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tenso
 
 
 # ---------------------------------------------------------------------------------------------
+# one training step
+
+
+class Trainer:
+    """G, D, the EMA copy, both optimizers and the noise generator; `step` runs one D and one G
+    update. `fit` drives it; benchmarks time it directly."""
+
+    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device, ctx=None):
+        from . import distributed as dist_util
+
+        self.mcfg, self.tcfg, self.device = model_cfg, train_cfg, device
+        self.ctx = ctx or dist_util.DistContext(0, 1, 0, device, False)
+        torch.manual_seed(train_cfg.seed)
+        self.G = Generator(model_cfg).to(device)
+        self.D = Discriminator(model_cfg).to(device)
+        self.E = copy.deepcopy(self.G).eval().requires_grad_(False) if train_cfg.ema_decay > 0 else None
+        betas = (train_cfg.beta1, train_cfg.beta2)
+        fused = device.type in ("cpu", "cuda")  # one fused kernel per optimizer step
+        self.optG = torch.optim.Adam(self.G.parameters(), lr=train_cfg.lr_g, betas=betas, fused=fused)
+        self.optD = torch.optim.Adam(self.D.parameters(), lr=train_cfg.lr_d, betas=betas, fused=fused)
+        self.gen = torch.Generator(device=device).manual_seed(train_cfg.seed + self.ctx.rank)  # noise + augment
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_cfg.precision == "bf16")
+        self.augment = {"none": None, "classic": gdata.augment_classic, "diffaugment": gdata.diffaugment}[
+            train_cfg.augment
+        ]
+        self.channels_last = device.type == "cpu" and CHANNELS_LAST
+        if self.channels_last:
+            for m in (self.G, self.D) + ((self.E,) if self.E is not None else ()):
+                m.to(memory_format=torch.channels_last)
+        self.G_plain, self.D_plain = _maybe_compile(self.G, self.D, train_cfg)
+        self.G_train = dist_util.wrap(self.G_plain, self.ctx)
+        self.D_train = dist_util.wrap(self.D_plain, self.ctx)
+
+    def step(self, real_u8: torch.Tensor) -> torch.Tensor:
+        """One D and one G update on a uint8 batch (B, C, S, S). Returns detached stats
+        (loss_d, loss_g, mean D(x), mean D(G(z))) without a host sync."""
+        from . import distributed as dist_util
+
+        cfg, gen, aug = self.tcfg, self.gen, self.augment
+        real = gdata.to_float(real_u8)  # (B, C, S, S) in [-1, 1]
+        if self.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
+        if cfg.xflip:
+            real = gdata.xflip(real, gen)
+        z = torch.randn(real.shape[0], self.mcfg.z_dim, generator=gen, device=self.device)
+
+        # (1) D step: maximise log D(x) + log(1 - D(G(z)))  [or the hinge form]. Real and fake
+        # go through D separately (BatchNorm sees pure batches, as in pytorch/examples) with one
+        # backward each; under DDP the first backward skips the gradient all-reduce.
+        self.optD.zero_grad(set_to_none=True)
+        with self.autocast:
+            fake = self.G_train(z)
+        with dist_util.no_sync(self.D_train, self.ctx), self.autocast:
+            logit_r = self.D_train(aug(real, gen) if aug else real).float()
+            loss_r = d_loss_fn(logit_r, None, cfg.loss)
+        loss_r.backward()
+        with self.autocast:
+            f_in = fake.detach()
+            logit_f = self.D_train(aug(f_in, gen) if aug else f_in).float()
+            loss_f = d_loss_fn(None, logit_f, cfg.loss)
+        loss_f.backward()
+        self.optD.step()
+
+        # (2) G step: maximise log D(G(z)) (non-saturating), D frozen and outside DDP
+        self.D.requires_grad_(False)
+        with self.autocast:
+            loss_g = g_loss_fn(self.D_plain(aug(fake, gen) if aug else fake).float(), cfg.loss)
+        self.optG.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.optG.step()
+        self.D.requires_grad_(True)
+        if self.E is not None:
+            ema_update(self.E, self.G, cfg.ema_decay)
+        with torch.no_grad():
+            return torch.stack(
+                [
+                    loss_r.detach() + loss_f.detach(),
+                    loss_g.detach(),
+                    torch.sigmoid(logit_r.detach()).mean(),
+                    torch.sigmoid(logit_f.detach()).mean(),
+                ]
+            )
+
+
+# ---------------------------------------------------------------------------------------------
 # the loop
 
 
@@ -335,15 +421,9 @@ def fit(
     fingerprint = data.fingerprint()
 
     # ---- models, optimizers, RNG (same seed -> same run) ----
-    torch.manual_seed(train_cfg.seed)
-    G = Generator(model_cfg).to(device)
-    D = Discriminator(model_cfg).to(device)
-    use_ema = train_cfg.ema_decay > 0
-    E = copy.deepcopy(G).eval().requires_grad_(False) if use_ema else None
+    tr = Trainer(model_cfg, train_cfg, device, ctx)
+    G, D, E, optG, optD, gen = tr.G, tr.D, tr.E, tr.optG, tr.optD, tr.gen
     betas = (train_cfg.beta1, train_cfg.beta2)
-    optG = torch.optim.Adam(G.parameters(), lr=train_cfg.lr_g, betas=betas)
-    optD = torch.optim.Adam(D.parameters(), lr=train_cfg.lr_d, betas=betas)
-    gen = torch.Generator(device=device).manual_seed(train_cfg.seed + rank)  # noise + augment
     step, rollbacks, elapsed0 = 0, 0, 0.0
 
     def restore(meta: dict, ck: dict[str, torch.Tensor]) -> None:
@@ -363,14 +443,13 @@ def fit(
         torch.set_rng_state(ck["rng.torch"])
         gen.set_state(ck["rng.g"].to(gen.get_state().device))
         step, rollbacks, elapsed0 = meta["step"], meta["rollbacks"], meta.get("elapsed_s", 0.0)
+        if rank > 0:  # the checkpoint holds rank 0's noise stream; the others draw their own
+            gen.manual_seed(train_cfg.seed + rank + 1_000_003 * step)
 
     if meta is not None:
         restore(meta, ck)
         if meta["data_fingerprint"] != fingerprint and is_main:
             print(f"warning: the data differs from the checkpoint's ({fingerprint} vs {meta['data_fingerprint']})")
-
-    G_plain, D_plain = _maybe_compile(G, D, train_cfg, step)
-    G_train, D_train = dist_util.wrap(G_plain, ctx), dist_util.wrap(D_plain, ctx)
 
     def state() -> dict[str, Any]:
         return {
@@ -384,12 +463,6 @@ def fit(
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "samples").mkdir(exist_ok=True)
     images = images.to(device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_cfg.precision == "bf16")
-    augment = {
-        "none": None,
-        "classic": gdata.augment_classic,
-        "diffaugment": gdata.diffaugment,
-    }[train_cfg.augment]
     fixed_z = latents(range(SAMPLE_SEED0, SAMPLE_SEED0 + train_cfg.n_sample), model_cfg.z_dim)
     b = train_cfg.batch_size
     last_good = step
@@ -399,11 +472,13 @@ def fit(
     )  # fmt: skip
 
     def write_checkpoint() -> Path:
+        """Rank 0 writes; every rank waits for the file before going on (collective)."""
         nonlocal last_good
         last_good = step
-        p = save_checkpoint(ckpt_path, state())
+        if is_main:
+            save_checkpoint(ckpt_path, state())
         dist_util.barrier(ctx)
-        return p
+        return ckpt_path
 
     def export(reason: str) -> str:
         sampler = E if E is not None else copy.deepcopy(G)
@@ -412,62 +487,25 @@ def fit(
         save_model(sampler, d, train_cfg=train_cfg, report=data.report, steps=step)
         return str(d)
 
-    if step == 0 and is_main and train_cfg.checkpoint_every:
+    if step == 0 and train_cfg.checkpoint_every:
         write_checkpoint()  # the rollback target before any update
 
     acc = torch.zeros(4, device=device)  # sums of loss_d, loss_g, d_real, d_fake since last log
     n_acc, t_log = 0, time.perf_counter()
-    epoch = 0
+    epoch, budget_hit = 0, False
     while step < train_cfg.steps:
-        if stop is not None and stop.is_set():
+        budget_hit = bool(train_cfg.max_minutes) and (
+            elapsed0 + time.perf_counter() - t_start >= 60 * train_cfg.max_minutes
+        )
+        if dist_util.any_rank(
+            budget_hit or (stop is not None and stop.is_set()), ctx
+        ):  # under torchrun all ranks stop at the same step
             break
         epoch, idx = batch_indices(step, n, b, train_cfg.seed, rank, world)
         if train_cfg.epochs is not None and epoch >= train_cfg.epochs:
             break
-        real = gdata.to_float(images[idx.to(device)])  # (B, C, S, S) in [-1, 1]
-        if train_cfg.xflip:
-            real = gdata.xflip(real, gen)
-        z = torch.randn(b, model_cfg.z_dim, generator=gen, device=device)
-
-        # (1) D step: maximise log D(x) + log(1 - D(G(z)))  [or the hinge form]. Real and fake
-        # go through D separately (BatchNorm sees pure batches, as in pytorch/examples) with one
-        # backward each; under DDP the first backward skips the gradient all-reduce.
-        optD.zero_grad(set_to_none=True)
-        with autocast:
-            fake = G_train(z)
-        with dist_util.no_sync(D_train, ctx), autocast:
-            logit_r = D_train(augment(real, gen) if augment else real).float()
-            loss_r = d_loss_fn(logit_r, None, train_cfg.loss)
-        loss_r.backward()
-        with autocast:
-            f_in = fake.detach()
-            logit_f = D_train(augment(f_in, gen) if augment else f_in).float()
-            loss_f = d_loss_fn(None, logit_f, train_cfg.loss)
-        loss_f.backward()
-        optD.step()
-        loss_d = loss_r.detach() + loss_f.detach()
-
-        # (2) G step: maximise log D(G(z)) (non-saturating), D frozen and outside DDP
-        D.requires_grad_(False)
-        with autocast:
-            loss_g = g_loss_fn(D_plain(augment(fake, gen) if augment else fake).float(), train_cfg.loss)
-        optG.zero_grad(set_to_none=True)
-        loss_g.backward()
-        optG.step()
-        D.requires_grad_(True)
-        if E is not None:
-            ema_update(E, G, train_cfg.ema_decay)
+        acc += tr.step(images[idx.to(device)])
         step += 1
-
-        with torch.no_grad():
-            acc += torch.stack(
-                [
-                    loss_d,
-                    loss_g.detach(),
-                    torch.sigmoid(logit_r.detach()).mean(),
-                    torch.sigmoid(logit_f.detach()).mean(),
-                ]
-            )
         n_acc += 1
 
         due_log = step % train_cfg.log_every == 0 or step == train_cfg.steps
@@ -502,10 +540,9 @@ def fit(
                 acc.zero_()
                 n_acc, t_log = 0, time.perf_counter()
             if due_ckpt:
+                p = write_checkpoint()
                 if is_main:
-                    yield Checkpoint(step, str(write_checkpoint()))
-                else:
-                    dist_util.barrier(ctx)
+                    yield Checkpoint(step, str(p))
         if is_main and train_cfg.sample_every and step % train_cfg.sample_every == 0:
             yield _samples(E if E is not None else G, fixed_z, step, out_dir, model_cfg, device)
         if is_main and train_cfg.metric_every and step % train_cfg.metric_every == 0:
@@ -513,22 +550,23 @@ def fit(
 
     stopped = stop is not None and stop.is_set() and step < train_cfg.steps
     reason = "stopped" if stopped else "finished"
-    model_dir, ck = None, None
+    why = ""
+    if not stopped and step < train_cfg.steps:  # a time or epoch budget ended the run early
+        why = f" ({train_cfg.max_minutes:g} min budget)" if budget_hit else f" ({train_cfg.epochs} epochs)"
+    model_dir = None
+    ck = str(write_checkpoint())
     if is_main:
         if step % max(train_cfg.sample_every, 1) != 0 or not train_cfg.sample_every:
             yield _samples(E if E is not None else G, fixed_z, step, out_dir, model_cfg, device)
-        ck = str(write_checkpoint())
         model_dir = export(reason)
-    else:
-        dist_util.barrier(ctx)
     dist_util.teardown(ctx)
-    msg = f"{reason} at step {step} of {train_cfg.steps}"
+    msg = f"{reason} at step {step} of {train_cfg.steps}{why}"
     yield Done(step, reason, msg, model_dir, ck)
 
 
-def _maybe_compile(G: nn.Module, D: nn.Module, cfg: TrainConfig, start: int):
+def _maybe_compile(G: nn.Module, D: nn.Module, cfg: TrainConfig):
     """torch.compile both nets when asked ('auto': only for runs long enough to repay it)."""
-    if cfg.compile == "off" or (cfg.compile == "auto" and cfg.steps - start < 2000):
+    if cfg.compile == "off" or (cfg.compile == "auto" and cfg.steps < 2000):
         return G, D
     return torch.compile(G), torch.compile(D)
 

@@ -15,7 +15,7 @@ from PIL import Image  # noqa: E402
 
 from gan import ModelConfig, TrainConfig  # noqa: E402
 
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # tiny models: one thread is as fast, and parallel jobs do not oversubscribe
 
 TINY = ModelConfig(image_size=16, channels=3, z_dim=16, g_width=8, d_width=8)
 

@@ -1,0 +1,351 @@
+"""gan.hub against a Hub-API server on 127.0.0.1 (tests/hubserver.py), through the real huggingface_hub.
+
+Push and pull models, revision pinning, the model card, refusals with clear messages, tokens that
+never leak, the `push` command in a subprocess, and Hub dataset repos (image files, parquet) as
+training data.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub import HfApi, ModelCard
+from PIL import Image
+from safetensors.torch import save_file
+
+from gan import DataError, Done, Generator, ModelConfig, ModelLoadError, TrainConfig, fit, sample, save_model
+from gan.data import DatasetReport, Limits
+from gan.hub import HubError, check_repo_id, load_hub_dataset, load_model, push_to_hub
+
+from hubserver import HubServer
+
+ALICE = "hf_aliceSECRETtoken0123456789"
+BOB = "hf_bobSECRETtoken9876543210"
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ModelConfig(image_size=16, z_dim=16, g_width=8, d_width=8)
+
+
+@pytest.fixture
+def hub(tmp_path):
+    with HubServer(tokens={ALICE: "alice", BOB: "bob"}, orgs={"gan-lab": ["alice"]}) as server:
+        with server.patch_client(tmp_path / "hf_home"):
+            yield server
+        assert server.errors == [], server.errors[0]
+        assert server.unhandled == []
+
+
+def generator(seed: int) -> Generator:
+    torch.manual_seed(seed)
+    return Generator(TINY)
+
+
+def png(seed: int, size=(20, 18)) -> bytes:
+    arr = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def assert_secret(err: BaseException, *tokens: str) -> None:
+    """The token is in no part of the error: message, args, repr, and no chained error (the
+    library's exception holds the request, whose Authorization header holds the token)."""
+    text = "".join(traceback.format_exception_only(err)) + repr(err) + repr(err.args)
+    assert err.__cause__ is None and err.__context__ is None
+    for t in tokens or (ALICE, BOB):
+        assert t not in text
+
+
+def resolves(hub: HubServer) -> list[str]:
+    return [p for m, p, _ in hub.requests if m == "GET" and "/resolve/" in p]
+
+
+# ---------------------------------------------------------------------------------------------
+# push and pull
+
+
+def test_push_then_pull_gives_the_same_images(hub, capsys, caplog):
+    caplog.set_level(logging.DEBUG)
+    G = generator(0)
+    url = push_to_hub(G, "alice/tiny-gan", token=ALICE)
+    assert url == hub.repo_url("alice/tiny-gan")
+    assert set(hub.files("alice/tiny-gan")) == {".gitattributes", "config.json", "model.safetensors",
+                                                 "README.md", "samples.png"}  # fmt: skip
+    G2 = load_model("alice/tiny-gan")  # public: no token needed
+    assert torch.equal(sample(G, range(8)), sample(G2, range(8)))
+    assert G2.commit == hub.repo("alice/tiny-gan").branches["main"] and G2.source == "alice/tiny-gan"
+    # the second load is served from the cache: no file is downloaded again
+    n = len(resolves(hub))
+    G3 = load_model("alice/tiny-gan")
+    assert len(resolves(hub)) == n and G3.folder == G2.folder
+    # ... even with the Hub unreachable
+    hub.stop()
+    G4 = load_model("alice/tiny-gan")
+    assert torch.equal(sample(G4, range(8)), sample(G, range(8)))
+    with pytest.raises(ModelLoadError, match=r"could not reach the Hub .* not in the local cache"):
+        load_model("alice/never-downloaded")
+    out = capsys.readouterr()
+    for text in (out.out, out.err, caplog.text, url, G2.source, str(G2.folder)):
+        assert ALICE not in text
+
+
+def test_pushed_card_has_metadata_and_samples(hub, tmp_path):
+    folder = save_model(
+        generator(1),
+        tmp_path / "model",
+        train_cfg=TrainConfig(steps=3, batch_size=8),
+        report=DatasetReport("hf://datasets/alice/faces"),
+        steps=3,
+    )
+    (folder / "metrics.json").write_text(json.dumps({"swd": 0.5}))
+    push_to_hub(folder, "alice/faces-gan", token=ALICE)
+    files = hub.files("alice/faces-gan")
+    assert {"samples.png", "training.json", "metrics.json", "README.md"} <= set(files)
+    assert Image.open(io.BytesIO(files["samples.png"])).format == "PNG"
+    card = ModelCard(files["README.md"].decode())
+    assert card.data.library_name == "gan-lab"
+    assert card.data.pipeline_tag == "unconditional-image-generation"
+    assert card.data.license == "mit"
+    assert {"gan", "dcgan"} <= set(card.data.tags)
+    assert card.data.datasets == ["alice/faces"]
+    assert 'load_model("alice/faces-gan")' in card.text and "--model alice/faces-gan" in card.text
+    assert "![samples](samples.png)" in card.text and "path/to/model" not in card.text
+    info = HfApi().model_info("alice/faces-gan")
+    assert info.pipeline_tag == "unconditional-image-generation" and info.library_name == "gan-lab"
+
+
+def test_revision_pinning_and_stale_files(hub, tmp_path):
+    first = save_model(generator(1), tmp_path / "first")
+    save_file({"directions": torch.randn(4, 16)}, first / "directions.safetensors")
+    push_to_hub(first, "gan-lab/pinned", token=ALICE, commit_message="first")  # an org alice is in
+    sha1 = hub.repo("gan-lab/pinned").branches["main"]
+    push_to_hub(generator(2), "gan-lab/pinned", token=ALICE)
+    sha2 = hub.repo("gan-lab/pinned").branches["main"]
+    assert sha1 != sha2
+    assert "directions.safetensors" not in hub.files("gan-lab/pinned")  # stale: the new model has none
+    assert "directions.safetensors" in hub.files("gan-lab/pinned", revision=sha1)
+    old, new = load_model("gan-lab/pinned", revision=sha1), load_model("gan-lab/pinned")
+    assert (old.commit, new.commit) == (sha1, sha2)
+    assert torch.equal(sample(old, range(8)), sample(generator(1), range(8)))
+    assert torch.equal(sample(new, range(8)), sample(generator(2), range(8)))
+    assert (old.folder / "directions.safetensors").exists()
+    with pytest.raises(ModelLoadError, match="revision 'v9' does not exist in Hub repo gan-lab/pinned"):
+        load_model("gan-lab/pinned", revision="v9")
+
+
+def test_push_copies_a_repo(hub):
+    push_to_hub(generator(3), "alice/source", token=ALICE)
+    url = push_to_hub("alice/source", "alice/copy", token=ALICE)
+    assert url.endswith("/alice/copy")
+    card = hub.files("alice/copy")["README.md"].decode()
+    assert 'load_model("alice/copy")' in card and "alice/source" not in card
+    assert torch.equal(sample(load_model("alice/copy"), range(4)), sample(generator(3), range(4)))
+
+
+def test_private_push_needs_the_token_to_read(hub):
+    push_to_hub(generator(4), "alice/secret", token=ALICE, private=True)
+    assert hub.repo("alice/secret").private
+    with pytest.raises(ModelLoadError, match="alice/secret was not found .*set HF_TOKEN") as err:
+        load_model("alice/secret")
+    assert_secret(err.value)
+    assert load_model("alice/secret", token=ALICE).commit == hub.repo("alice/secret").branches["main"]
+    push_to_hub(generator(4), "alice/open", token=ALICE)
+    with pytest.raises(HubError, match="already exists and is public"):
+        push_to_hub(generator(4), "alice/open", token=ALICE, private=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# refusals and messages
+
+
+def test_pickle_only_repo_is_refused(hub):
+    hub.add_files("bob/pickles", {"pytorch_model.bin": b"\x80\x04K\x01.", "config.json": "{}"})
+    with pytest.raises(ModelLoadError, match=r"only pickle weights \(pytorch_model.bin\).*arbitrary code"):
+        load_model("bob/pickles")
+    assert not [p for p in resolves(hub) if p.endswith(".bin")], "the pickle is never downloaded"
+
+
+def test_not_a_gan_lab_model(hub):
+    hub.add_files("bob/bert", {"config.json": '{"hidden_size": 768}', "model.safetensors": b"\x00" * 16})
+    with pytest.raises(ModelLoadError, match="Hub repo bob/bert is not a GAN Lab model.*hidden_size"):
+        load_model("bob/bert")
+    hub.add_files("bob/notes", {"README.md": "# notes"})
+    with pytest.raises(ModelLoadError, match="no model.safetensors; it is not a GAN Lab model"):
+        load_model("bob/notes")
+
+
+@pytest.mark.parametrize("bad", ["alice/bad name", "alice/a--b", "alice/x/y", "/alice", "alice/.hidden"])
+def test_malformed_repo_ids(hub, bad):
+    with pytest.raises(HubError, match="not a valid Hub repo id"):
+        push_to_hub(generator(0), bad, token=ALICE)
+    with pytest.raises(HubError, match="not a valid Hub repo id"):
+        load_hub_dataset(bad, 16, 3)
+    if bad.count("/") == 1 and not bad.startswith("/"):
+        with pytest.raises(ModelLoadError, match="not a valid Hub repo id"):
+            load_model(bad)
+    assert hub.requests == [], "refused before any request"
+
+
+def test_repo_id_that_is_a_token_is_not_echoed():
+    with pytest.raises(HubError, match="looks like an access token") as err:
+        check_repo_id(ALICE)
+    assert_secret(err.value, ALICE)
+
+
+def test_messages_for_missing_repo_and_tokens(hub, capsys, caplog):
+    caplog.set_level(logging.DEBUG)
+    hub.add_files("alice/public", {"config.json": "{}"})
+    cases = [
+        (lambda: load_model("alice/nope"), ModelLoadError, "Hub repo alice/nope was not found on the Hub"),
+        (lambda: load_model("alice/public", token="hf_wrong_token"), ModelLoadError, "401.*set HF_TOKEN"),
+        (lambda: push_to_hub(generator(0), "alice/x"), HubError, "set HF_TOKEN or pass a token"),
+        (lambda: push_to_hub(generator(0), "alice/x", token="hf_wrong_token"), HubError,
+         r"refused the token \(401 Unauthorized\).*set HF_TOKEN or pass a token with write access"),
+        (lambda: push_to_hub(generator(0), "alice/x", token=BOB), HubError,
+         r"no write access to the namespace 'alice' \(403 Forbidden\)"),
+        (lambda: push_to_hub(generator(0), "alice/x", token=" hf_bad\ntoken"), HubError, "control characters"),
+        (lambda: load_hub_dataset("alice/nope", 16, 3, token=ALICE), HubError,
+         "dataset repo alice/nope was not found"),
+    ]  # fmt: skip
+    for call, kind, pattern in cases:
+        with pytest.raises(kind, match=pattern) as err:
+            call()
+        assert_secret(err.value, ALICE, BOB, "hf_wrong_token", "hf_bad")
+    assert "alice/x" not in {r.repo_id for r in hub.repos.values()}
+    out = capsys.readouterr()
+    for secret in (ALICE, BOB, "hf_wrong_token"):
+        assert secret not in out.out + out.err + caplog.text
+
+
+def test_network_unreachable(tmp_path):
+    server = HubServer(tokens={ALICE: "alice"}).start()
+    with server.patch_client(tmp_path / "home"):
+        server.stop()
+        with pytest.raises(HubError, match=r"could not reach the Hub at http://127\.0\.0\.1:\d+") as err:
+            push_to_hub(generator(0), "alice/offline", token=ALICE)
+        assert_secret(err.value)
+        with pytest.raises(ModelLoadError, match="could not reach the Hub"):
+            load_model("alice/offline", token=ALICE)
+
+
+def test_token_from_hf_token_env(hub, tmp_path):
+    with hub.patch_client(tmp_path / "home2", token=ALICE):
+        assert os.environ["HF_TOKEN"] == ALICE
+        url = push_to_hub(generator(5), "alice/env-token")
+    assert url.endswith("/alice/env-token") and ALICE not in url
+
+
+def test_cli_push(hub, tmp_path, capsys):
+    from gan.__main__ import main
+
+    folder = save_model(generator(6), tmp_path / "model")
+    args = ["push", "--model", str(folder), "--repo", "alice/cli-gan"]
+    # a real child process: HF_ENDPOINT and HF_TOKEN come from its environment, as for a user
+    env = {**hub.client_env(tmp_path / "child", token=ALICE), "PYTHONPATH": str(ROOT)}
+    ok = subprocess.run([sys.executable, "-m", "gan", *args], env=env, cwd=tmp_path, capture_output=True,
+                        text=True, timeout=120)  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert f"pushed to {hub.url}/alice/cli-gan" in ok.stdout
+    assert ALICE not in ok.stdout + ok.stderr
+    assert torch.equal(sample(load_model("alice/cli-gan"), range(4)), sample(generator(6), range(4)))
+    # the failure path in this process (one interpreter start is enough)
+    with hub.patch_client(tmp_path / "home2", token="hf_wrong_token"):
+        assert main(args) == 2
+    out = capsys.readouterr()
+    assert "error: the Hub refused the token (401 Unauthorized)" in out.err
+    assert "hf_wrong_token" not in out.out + out.err
+
+
+# ---------------------------------------------------------------------------------------------
+# Hub datasets as training data
+
+
+def test_hub_dataset_of_images_trains(hub, tmp_path):
+    files = {f"train/{'cats' if i % 2 else 'dogs'}/{i:03d}.png": png(i) for i in range(10)}
+    files["train/broken.png"] = b"\x89PNG\r\n\x1a\nnot really"
+    files["README.md"] = "---\nlicense: mit\n---\n# faces\n"
+    files["metadata.csv"] = "file_name\n"
+    hub.add_files("alice/faces", files, repo_type="dataset")
+    data = load_hub_dataset("hf://datasets/alice/faces", 16, 3)
+    assert data.images.shape == (10, 3, 16, 16) and data.images.dtype == torch.uint8
+    assert data.report.source == "hf://datasets/alice/faces"
+    assert data.report.skipped == {"truncated or corrupt image": 1}
+    assert not [p for p in resolves(hub) if p.endswith((".csv", ".md"))], "only images are downloaded"
+    again = load_hub_dataset("datasets/alice/faces", 16, 1)  # the CLI's form, from the cache
+    assert again.images.shape == (10, 1, 16, 16)
+    events = list(fit(TINY, TrainConfig(steps=3, batch_size=8, sample_every=0, checkpoint_every=0), data,
+                      out_dir=tmp_path / "run"))  # fmt: skip
+    done = events[-1]
+    assert isinstance(done, Done) and done.step == 3 and done.reason == "finished"
+    # the trained model names its Hub dataset in the card it is pushed with
+    push_to_hub(done.model_dir, "alice/faces-gan", token=ALICE)
+    assert ModelCard(hub.files("alice/faces-gan")["README.md"].decode()).data.datasets == ["alice/faces"]
+
+
+def test_hub_dataset_limits_and_empty_repo(hub):
+    hub.add_files("alice/many", {f"{i}.png": png(i) for i in range(5)}, repo_type="dataset")
+    with pytest.raises(DataError, match="has 5 files; the limit is 3"):
+        load_hub_dataset("alice/many", 16, 3, limits=Limits(max_files=3))
+    with pytest.raises(DataError, match="bytes of data; the limit is 100"):
+        load_hub_dataset("alice/many", 16, 3, limits=Limits(max_total_bytes=100))
+    assert resolves(hub) == [], "limits are checked before downloading"
+    hub.add_files("alice/text", {"README.md": "# nothing", "data.csv": "a,b\n"}, repo_type="dataset")
+    with pytest.raises(DataError, match="no image files .* and no parquet files"):
+        load_hub_dataset("alice/text", 16, 3)
+    hub.add_files("alice/private-faces", {"0.png": png(0)}, repo_type="dataset", private=True)
+    with pytest.raises(HubError, match="not found.*HF_TOKEN"):
+        load_hub_dataset("alice/private-faces", 16, 3)
+    assert len(load_hub_dataset("alice/private-faces", 16, 3, token=ALICE)) == 1
+
+
+def _parquet(table) -> bytes:
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def test_hub_dataset_parquet(hub):
+    pa = pytest.importorskip("pyarrow")
+    # what `datasets` writes for an Image feature: struct{bytes, path} + features in the metadata
+    cells = [{"bytes": png(i), "path": f"{i}.png"} for i in range(4)]
+    cells += [None, {"bytes": None, "path": "https://example.com/remote.png"}]
+    image_type = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    features = {"image": {"_type": "Image"}, "label": {"dtype": "int64", "_type": "Value"}}
+    hf_table = pa.table({"label": pa.array(range(6)), "image": pa.array(cells, type=image_type)})
+    hf_table = hf_table.replace_schema_metadata({"huggingface": json.dumps({"info": {"features": features}})})
+    plain = pa.table({"name": ["a", "b", "c"], "png": pa.array([png(10), png(11), b"junk"], type=pa.binary())})
+    hub.add_files(
+        "alice/pq",
+        {
+            "data/train-00000-of-00001.parquet": _parquet(hf_table),
+            "data/test-00000-of-00001.parquet": _parquet(plain),
+            "assets/banner.png": png(99, size=(4, 4)),  # a README picture: smaller, so not the data
+        },
+        repo_type="dataset",
+    )
+    data = load_hub_dataset("alice/pq", 16, 3)
+    assert len(data) == 6 and data.report.n_ok == 6
+    assert data.report.skipped == {
+        "empty image cell": 1,
+        "image stored as a path or URL, not as bytes": 1,
+        "not an image": 1,
+    }
+    assert not [p for p in resolves(hub) if p.endswith(".png")]
+
+
+def test_parquet_without_pyarrow_says_so(hub, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # import fails as if not installed
+    hub.add_files("alice/pq2", {"data/train.parquet": b"PAR1" + bytes(64) + b"PAR1"}, repo_type="dataset")
+    with pytest.raises(DataError, match=r"parquet files; reading them needs pyarrow \(pip install pyarrow\)"):
+        load_hub_dataset("alice/pq2", 16, 3)
