@@ -47,7 +47,7 @@ import torch
 import gan
 from gan import sampling
 from gan.config import AUGMENTS, LOSSES, PRECISIONS
-from gan.hub import REPO_ID_RE
+from gan.hub import is_repo_id
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_MODEL = "cats64"  # the app opens on this shipped model when it is present
@@ -60,9 +60,13 @@ NO_MODEL = (
     "recognisable shapes in a few minutes on a CPU); it appears in the model picker when it is done."
 )
 CSS = """
-.pixelated img, .pixelated canvas, .pixelated video { image-rendering: pixelated; }
+/* small generated images fill their frame, upscaled with hard pixel edges */
+.pixelated .image-container > button, .pixelated .image-frame { width: 100%; height: 100%; }
+.pixelated .image-frame img { width: 100% !important; height: 100% !important; object-fit: contain !important; }
+.pixelated img, .pixelated video { image-rendering: pixelated; }
 .gan-status { min-height: 2.6em; }
 #gan-header h1 { margin-bottom: 0; }
+#model-info p { margin: 0.2em 0; }
 """
 
 
@@ -204,7 +208,7 @@ class Models:
         if "/" not in key and "\\" not in key and not key.startswith("."):
             if is_model_dir(self.weights_dir / key):
                 return self.weights_dir / key
-        elif REPO_ID_RE.match(key):
+        elif is_repo_id(key):
             return key  # a Hub repo id: gan.load_model downloads and validates it
         names = ", ".join(v for _, v in self.choices()) or "none yet"
         raise AppError(f"Unknown model {key!r}. Available: {names}.")
@@ -701,6 +705,7 @@ def build_app(
     overrides the Train tab's initial values (keys of TRAIN_DEFAULTS), e.g. a tiny model for tests.
     """
     td = {**TRAIN_DEFAULTS, **(train_defaults or {})}
+    recipe = gan.TrainConfig()  # the package's recipe: loss, augmentation, mirroring
     if on_space is None:
         on_space = bool(os.environ.get("SPACE_ID"))
     lab = Lab(Path(weights_dir), Path(runs_dir), on_space)
@@ -761,8 +766,9 @@ def build_app(
     def train(
         source: str = "synthetic", files: list[str] | None = None, folder: str = "", image_size: int = 32,
         channels: int = 3, steps: int = 500, batch_size: int = 32, lr: float = 2e-4, loss: str = "bce",
-        augment: str = "auto", ema: str = "auto", precision: str = "fp32", g_width: int = 32, d_width: int = 32,
-        z_dim: int = 100, xflip: bool = True, seed: int = 0, preview_every: int = 0,
+        augment: str = "diffaugment", ema: str = "auto", precision: str = "fp32", g_width: int = 32,
+        d_width: int = 32, z_dim: int = 100, xflip: bool = True, seed: int = 0, preview_every: int = 0,
+        max_minutes: float = 0.0,
     ) -> str:  # fmt: skip
         """Start a training run in the background (one per server); follow it with `progress`."""
         busy = trainer.busy_message()
@@ -775,13 +781,12 @@ def build_app(
             image_size=spec.image_size, channels=spec.channels, z_dim=clamp_int("z_dim", z_dim, 2, 1024),
             g_width=clamp_int("g_width", g_width, 4, 512), d_width=clamp_int("d_width", d_width, 4, 512),
         )  # fmt: skip
-        if augment == "auto":
-            augment = "none" if spec.kind == "synthetic" else "diffaugment"
         log_every, sample_every, ckpt_every = auto_every(steps, preview_every)
         train_cfg = gan.TrainConfig(
             steps=steps, batch_size=clamp_int("batch_size", batch_size, 1, 4096), lr_g=float(lr), lr_d=float(lr),
             loss=loss, augment=augment, ema_decay=ema_decay(ema, steps), precision=precision, xflip=bool(xflip),
             seed=seed, log_every=log_every, sample_every=sample_every, checkpoint_every=ckpt_every,
+            max_minutes=float(max_minutes or 0.0),
             n_sample=64 if spec.image_size <= 64 else 36, extra={"data": spec.describe()},
         )  # fmt: skip
         data = lab.data(spec)
@@ -862,7 +867,7 @@ def build_app(
     def refresh_models(current: str | None):
         ch = models.choices()
         values = [v for _, v in ch]
-        value = current if current in values or (current and REPO_ID_RE.match(current)) else models.default()
+        value = current if current in values or (current and is_repo_id(current)) else models.default()
         return gr.Dropdown(choices=ch, value=value)
 
     def seeds_gallery(model, seed, n, truncation):
@@ -923,7 +928,7 @@ def build_app(
         if job is None:
             status = "No training run yet. Pick data and options, then press **Start**."
             alive = False
-            df_loss = df_prob = empty_frame()
+            df_loss = df_prob = None
             grid = None
             data_md, examples = gr.skip(), gr.skip()
             model_zip, use_btn = gr.DownloadButton(visible=False), gr.Button(visible=False)
@@ -931,7 +936,7 @@ def build_app(
             snap = job.snapshot()
             alive = job.alive
             status = status_line(job, snap)
-            df_loss, df_prob = frames(snap["losses"])
+            df_loss, df_prob = plot_frames(snap["losses"])
             grid = job.grid if sess.get("grid") != [job.id, job.grid_step] else gr.skip()
             if sess.get("job") != job.id:
                 data_md = f"Data of `{job.name}`: " + report_markdown(job.data)
@@ -948,7 +953,7 @@ def build_app(
         model_update = gr.skip()
         if force or sess.get("models") != [v for _, v in choices]:  # a run finished: offer its model
             values = [v for _, v in choices]
-            keep = current if current and (current in values or REPO_ID_RE.match(current)) else None
+            keep = current if current and (current in values or is_repo_id(current)) else None
             model_update = gr.Dropdown(choices=choices, value=keep or models.default())
         sess["models"] = [v for _, v in choices]
         return (
@@ -958,8 +963,8 @@ def build_app(
             grid,
             gr.Button(interactive=not alive),
             gr.Button(interactive=alive),
-            gr.Button(interactive=not alive and bool(resumable)),
-            gr.Dropdown(choices=resumable, value=resumable[0][1] if resumable else None),
+            gr.Button(interactive=not alive and bool(resumable), visible=bool(resumable)),
+            gr.Dropdown(choices=resumable, value=resumable[0][1] if resumable else "", visible=bool(resumable)),
             model_zip,
             use_btn,
             data_md,
@@ -989,11 +994,13 @@ def build_app(
         with gr.Row(equal_height=True):
             model_dd = gr.Dropdown(
                 label="Model", choices=models.choices(), value=models.default(), allow_custom_value=True,
-                scale=3, min_width=220, info="Shipped models, models trained here, or a Hub repo id (user/name)",
+                scale=3, min_width=240, info="Shipped models, models trained here, or a Hub repo id (user/name)",
             )  # fmt: skip
-            refresh_btn = gr.Button("↻ Rescan", scale=0, min_width=90, size="sm")
-            model_info = gr.Markdown(models.info(models.default()) if has_model else NO_MODEL)
-            model_zip_btn = gr.DownloadButton("Download model (.zip)", visible=False, scale=0, min_width=170)
+            with gr.Column(scale=2, min_width=240):
+                model_info = gr.Markdown(models.info(models.default()) if has_model else NO_MODEL, elem_id="model-info")
+                with gr.Row():
+                    refresh_btn = gr.Button("↻ Rescan models", size="sm", min_width=120)
+                    model_zip_btn = gr.DownloadButton("Download model (.zip)", visible=False, size="sm", min_width=160)
 
         with gr.Tabs() as tabs:
             # ---- Sample ------------------------------------------------------------------------
@@ -1004,7 +1011,7 @@ def build_app(
                         to_train_s = gr.Button("Go to Train", visible=not has_model, variant="primary")
                         with gr.Row(equal_height=True):
                             seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=3)
-                            dice = gr.Button("🎲", scale=0, min_width=50, elem_id="random-seed")
+                            dice = gr.Button("Random", scale=0, min_width=80, elem_id="random-seed")
                         n = gr.Slider(1, 64, value=16, step=1, label="Images (n)")
                         truncation = gr.Slider(
                             0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ",
@@ -1013,7 +1020,7 @@ def build_app(
                         gen_btn = gr.Button("Generate", variant="primary")
                         seeds_md = gr.Markdown("")
                         with gr.Row():
-                            to_a = gr.Button("→ Interpolate A", interactive=False, size="sm")
+                            to_a = gr.Button("→ Interpolate A", interactive=False, size="sm", elem_id="to-a")
                             to_b = gr.Button("→ Interpolate B", interactive=False, size="sm")
                         png_btn = gr.DownloadButton("Download PNG", visible=False)
                     with gr.Column(scale=2):
@@ -1022,8 +1029,8 @@ def build_app(
                             elem_id="sample-grid", elem_classes=["pixelated"], buttons=["download", "fullscreen"],
                         )  # fmt: skip
                         gallery = gr.Gallery(
-                            label="Each image with its seed (click to pick)", columns=8, height=300,
-                            object_fit="contain", allow_preview=False, elem_classes=["pixelated"],
+                            label="Each image with its seed", show_label=False, elem_id="seed-gallery", columns=6,
+                            height=320, object_fit="contain", allow_preview=False, elem_classes=["pixelated"],
                         )  # fmt: skip
 
             # ---- Interpolate ---------------------------------------------------------------------
@@ -1035,24 +1042,22 @@ def build_app(
                             seed_a = gr.Number(1, label="Seed A", precision=0, minimum=0, maximum=MAX_SEED)
                             seed_b = gr.Number(2, label="Seed B", precision=0, minimum=0, maximum=MAX_SEED)
                         with gr.Row():
-                            dice_a = gr.Button("🎲 A", size="sm")
-                            swap = gr.Button("⇄ Swap", size="sm")
-                            dice_b = gr.Button("🎲 B", size="sm")
+                            dice_a = gr.Button("Random A", size="sm", min_width=60)
+                            swap = gr.Button("⇄ Swap", size="sm", min_width=60)
+                            dice_b = gr.Button("Random B", size="sm", min_width=60)
                         t = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="t (0 = seed A, 1 = seed B)", elem_id="t")
                         with gr.Row():
                             mode = gr.Radio(["slerp", "lerp"], value="slerp", label="Path", scale=1)
                             truncation_i = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", scale=2)
-                        with gr.Accordion("Latent directions", open=True):
-                            gr.Markdown("Move the current latent along a few directions (raw z components for now).")
-                            dirs = [
-                                gr.Slider(-3.0, 3.0, value=0.0, step=0.1, label=f"z[{i}]") for i in range(N_DIRECTIONS)
-                            ]
-                            reset_dirs = gr.Button("Reset directions", size="sm")
                     with gr.Column(scale=1):
                         interp_img = gr.Image(
                             label="Image at t", format="png", interactive=False, height=420,
                             elem_id="interp-image", elem_classes=["pixelated"], buttons=["download", "fullscreen"],
                         )  # fmt: skip
+                    with gr.Column(scale=1, min_width=280):
+                        gr.Markdown("**Latent directions**: move the current latent (raw z components for now).")
+                        dirs = [gr.Slider(-3.0, 3.0, value=0.0, step=0.1, label=f"z[{i}]") for i in range(N_DIRECTIONS)]
+                        reset_dirs = gr.Button("Reset directions", size="sm")
                 with gr.Accordion("Animation: the walk from A to B", open=True):
                     with gr.Row(equal_height=True):
                         frames = gr.Slider(2, 256, value=32, step=1, label="Frames")
@@ -1060,8 +1065,13 @@ def build_app(
                         loop = gr.Checkbox(True, label="There and back (loops smoothly)")
                         walk_btn = gr.Button("Render GIF + MP4", variant="primary")
                     with gr.Row():
-                        walk_gif = gr.Image(label="GIF", type="filepath", interactive=False, height=300)
-                        walk_mp4 = gr.Video(label="MP4", interactive=False, height=300, loop=True)
+                        walk_gif = gr.Image(
+                            label="GIF", type="filepath", interactive=False, height=300, elem_classes=["pixelated"],
+                            buttons=["download", "fullscreen"],
+                        )  # fmt: skip
+                        walk_mp4 = gr.Video(
+                            label="MP4", interactive=False, height=300, loop=True, elem_classes=["pixelated"]
+                        )
                         walk_files = gr.File(label="Downloads", file_count="multiple", interactive=False)
 
             # ---- Train -------------------------------------------------------------------------------
@@ -1091,10 +1101,10 @@ def build_app(
                             batch_size = gr.Slider(1, 256, value=td["batch_size"], step=1, label="Batch size")
                         with gr.Row():
                             lr = gr.Number(td["lr"], label="Learning rate (G and D)", minimum=1e-6, maximum=0.1)
-                            loss = gr.Radio(list(LOSSES), value="bce", label="Loss")
+                            loss = gr.Radio(list(LOSSES), value=recipe.loss, label="Loss")
                         augment = gr.Dropdown(
-                            ["auto", *AUGMENTS], value="auto", label="Augmentation",
-                            info="auto: none for the shapes, DiffAugment for your pictures (helps small sets)",
+                            list(AUGMENTS), value=recipe.augment, label="Augmentation",
+                            info="DiffAugment keeps D from memorising a small set; classic: flips, turns, zooms",
                         )  # fmt: skip
                         with gr.Row():
                             ema = gr.Dropdown(
@@ -1110,17 +1120,24 @@ def build_app(
                                 d_width = gr.Slider(4, 128, value=td["d_width"], step=4, label="D width")
                                 z_dim = gr.Slider(2, 256, value=td["z_dim"], step=1, label="z size")
                             with gr.Row():
-                                xflip = gr.Checkbox(True, label="Mirror images (off for digits and text)")
+                                xflip = gr.Checkbox(recipe.xflip, label="Mirror images (off for digits and text)")
                                 train_seed = gr.Number(0, label="Seed", precision=0, minimum=0)
                                 preview_every = gr.Number(
                                     0, label="Preview every N steps (0 = auto)", precision=0, minimum=0
                                 )
+                                max_minutes = gr.Number(
+                                    0, label="Time limit in minutes (0 = none)", minimum=0, maximum=1e6
+                                )
                         with gr.Row():
                             start_btn = gr.Button("Start", variant="primary", elem_id="start")
                             stop_btn = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop")
-                            resume_btn = gr.Button("Resume", interactive=False, elem_id="resume")
+                            resume_btn = gr.Button("Resume", interactive=False, visible=False, elem_id="resume")
                         resume_run = gr.Dropdown(
-                            [], value="", label="Run to resume (up to Steps in total)", allow_custom_value=True
+                            [],
+                            value="",
+                            label="Run to resume (up to Steps in total)",
+                            allow_custom_value=True,
+                            visible=False,
                         )
                     with gr.Column(scale=2):
                         train_status = gr.Markdown(
@@ -1128,16 +1145,17 @@ def build_app(
                         )
                         with gr.Row():
                             loss_plot = gr.LinePlot(
-                                empty_frame(), x="step", y="value", color="series", title="Losses",
+                                None, x="step", y="value", color="series", title="Losses",
                                 y_title="loss", height=260, elem_id="loss-plot",
                             )  # fmt: skip
                             prob_plot = gr.LinePlot(
-                                empty_frame(), x="step", y="value", color="series", title="Discriminator outputs",
+                                None, x="step", y="value", color="series", title="Discriminator outputs",
                                 y_title="mean probability", y_lim=[0, 1], height=260, elem_id="prob-plot",
                             )  # fmt: skip
                         live_grid = gr.Image(
                             label="Samples from fixed noise", format="png", interactive=False, height=420,
                             elem_id="live-grid", elem_classes=["pixelated"],
+                            buttons=["download", "fullscreen"],
                         )  # fmt: skip
                         with gr.Row():
                             run_zip_btn = gr.DownloadButton("Download model (.zip)", visible=False)
@@ -1145,7 +1163,7 @@ def build_app(
                         data_md = gr.Markdown("")
                         data_examples = gr.Image(
                             label="A few training images", format="png", interactive=False, height=240,
-                            visible=False, elem_classes=["pixelated"],
+                            visible=False, elem_classes=["pixelated"], buttons=["fullscreen"],
                         )  # fmt: skip
 
         timer = gr.Timer(1.0)
@@ -1228,7 +1246,7 @@ def build_app(
         source.change(source_widgets, source, [files, folder], api_visibility="private")
         train_in = [
             source, files, folder, image_size, channels, steps, batch_size, lr, loss, augment, ema, precision,
-            g_width, d_width, z_dim, xflip, train_seed, preview_every,
+            g_width, d_width, z_dim, xflip, train_seed, preview_every, max_minutes,
         ]  # fmt: skip
         load_btn.click(
             preview_data, [source, files, folder, image_size, channels, train_seed], [data_md, data_examples],
@@ -1269,14 +1287,10 @@ def build_app(
     return demo
 
 
-def empty_frame() -> pd.DataFrame:
-    return pd.DataFrame({"step": pd.Series(dtype=float), "value": pd.Series(dtype=float), "series": []})
-
-
-def frames(rows: list[dict], max_points: int = 600) -> tuple[pd.DataFrame, pd.DataFrame]:
+def plot_frames(rows: list[dict], max_points: int = 600) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """Loss rows -> two long-format frames for the LinePlots (thinned to at most max_points per series)."""
     if not rows:
-        return empty_frame(), empty_frame()
+        return None, None
     df = pd.DataFrame(rows)
     if len(df) > max_points:
         df = df.iloc[np.linspace(0, len(df) - 1, max_points).round().astype(int)]

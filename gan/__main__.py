@@ -90,12 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a GAN", formatter_class=fmt)
     t.add_argument(
-        "--data", default="synthetic", help="folder, .zip, .npz, IDX file, hf://datasets/user/name, or synthetic"
+        "--data",
+        default=None,
+        help="folder, .zip, .npz, IDX file, hf://datasets/user/name, or synthetic "
+        "(default: synthetic; when resuming, the run's own data)",
     )
     t.add_argument("--out", required=True, help="run folder: checkpoint, samples/, model/")
     t.add_argument("--resume", nargs="?", const="", default=None,
                    help="continue from a checkpoint (file or run folder; bare flag: the --out folder)")  # fmt: skip
-    t.add_argument("--n-synthetic", type=int, default=2048, help="images in the synthetic set")
+    t.add_argument("--n-synthetic", type=int, default=None, help="images in the synthetic set (default: 2048)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_flags(t, ModelConfig, "model")
     _add_config_flags(t, TrainConfig, "training")
@@ -164,13 +167,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"error: {out} already holds a run; use --resume to continue it or pick another --out",
                   file=sys.stderr)  # fmt: skip
             return 2
-    if args.data.startswith("hf://"):
+    # the data source is recorded in the run, so `--resume` alone reads the same images again
+    source = args.data or tcfg.extra.get("data", "synthetic")
+    n_synth = args.n_synthetic or tcfg.extra.get("n_synthetic", 2048)
+    if source.startswith("hf://"):
         from .hub import load_hub_dataset
 
-        data = load_hub_dataset(args.data[5:], mcfg.image_size, mcfg.channels)
+        data = load_hub_dataset(source, mcfg.image_size, mcfg.channels)
     else:
-        data = load_images(args.data, mcfg.image_size, mcfg.channels, n_synthetic=args.n_synthetic, seed=tcfg.seed)
-    tcfg = tcfg.replace(extra={**tcfg.extra, "data": str(args.data)})
+        data = load_images(source, mcfg.image_size, mcfg.channels, n_synthetic=n_synth, seed=tcfg.seed)
+    extra = {"data": str(source)} | ({"n_synthetic": n_synth} if source == "synthetic" else {})
+    tcfg = tcfg.replace(extra={**tcfg.extra, **extra})
     is_main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 talks
     if is_main:
         print(data.report.summary())

@@ -21,6 +21,7 @@ AUGMENTS = ("none", "classic", "diffaugment")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 COMPILE = ("off", "on", "auto")
+MAX_PARAMS = 150_000_000  # G + D; a 256 px model at width 64 has ~30M
 
 
 class ConfigError(ValueError):
@@ -103,6 +104,22 @@ class ModelConfig(_JsonMixin):
         _check_int("d_width", self.d_width, 4, 512)
         _check_choice("g_style", self.g_style, G_STYLES)
         _check_choice("d_norm", self.d_norm, D_NORMS)
+        n = self.n_params()
+        if n > MAX_PARAMS:
+            raise ConfigError(
+                f"this model would have {n / 1e6:.0f}M parameters (g_width={self.g_width}, "
+                f"d_width={self.d_width}, image_size={self.image_size}); the limit is {MAX_PARAMS / 1e6:.0f}M"
+            )
+
+    def n_params(self) -> int:
+        """Parameter count of G + D, computed from the config alone (before any allocation)."""
+        n = self.n_up
+        gw = [self.g_width * min(2 ** (n - 1 - i), 8) for i in range(n)]
+        k = 16 if self.g_style == "deconv" else 9
+        g = self.z_dim * gw[0] * 16 + sum(a * b * k for a, b in zip(gw[:-1], gw[1:])) + gw[-1] * self.channels * k
+        dw = [self.d_width * min(2**i, 8) for i in range(n)]
+        d = self.channels * dw[0] * 16 + sum(a * b * 16 for a, b in zip(dw[:-1], dw[1:])) + dw[-1] * 16
+        return g + d + 4 * (sum(gw) + sum(dw))
 
     @property
     def n_up(self) -> int:

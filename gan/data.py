@@ -409,6 +409,9 @@ def _decode_all(
 ) -> ImageData:
     arrays: list[np.ndarray] = []
     for name, data in entries:
+        if "idx1-ubyte" in name:
+            report.skip("IDX label file (labels, not images)", name)
+            continue
         if _is_idx(name):
             try:
                 arrays.extend(_array_to_images(read_idx(data), size, channels, name))

@@ -383,6 +383,8 @@ def _snapshot(
     if isinstance(info, Path):  # served from the cache
         return info
     files = select([(s.rfilename, s.size) for s in info.siblings or []])
+    # exact names; for many files, their suffixes (fnmatch over files x patterns would crawl)
+    patterns = [glob.escape(f) for f in files] if len(files) <= 64 else sorted({f"*{Path(f).suffix}" for f in files})
     # By the asked revision, not info.sha: then the cache records the branch (refs/main) and
     # serves it offline later. Should the branch move in between, the check below sees it.
     local = Path(
@@ -392,8 +394,8 @@ def _snapshot(
                 repo_type=repo_type,
                 revision=revision,
                 token=token,
-                allow_patterns=[glob.escape(f) for f in files],
-            ),  # fmt: skip
+                allow_patterns=patterns,
+            ),
             **call,
         )
     )
@@ -560,8 +562,12 @@ def _write_card(stage: Path, cfg: ModelConfig, repo_id: str, datasets: list[str]
 
     training = _read_json(stage / "training.json")
     train_cfg = training.get("train_config") if isinstance(training.get("train_config"), dict) else {}
-    known = _hub_datasets(training.get("data"), (train_cfg.get("extra") or {}).get("data"), *(datasets or []))
-    known += [d for d in datasets or [] if _repo_id_problem(d) is None and d not in known]
+    named = [d.removeprefix("hf://datasets/") for d in datasets or []]
+    for d in named:
+        if _repo_id_problem(d):
+            raise HubError(f"datasets: {_repo_id_problem(d)}")
+    extra = train_cfg.get("extra") if isinstance(train_cfg.get("extra"), dict) else {}
+    known = _hub_datasets(training.get("data"), extra.get("data"), *(f"hf://datasets/{d}" for d in named))
     path = stage / "README.md"
     if path.exists():
         card = ModelCard(path.read_text(encoding="utf-8"), ignore_metadata_errors=True)

@@ -47,6 +47,7 @@ def _device(G: nn.Module) -> torch.device:
 
 def weights_hash(G: nn.Module) -> str:
     """sha256 of the config and every parameter and buffer (names, dtypes, shapes, bytes); 16 hex digits."""
+    G = getattr(G, "_orig_mod", G)  # a torch.compile'd G hashes like its module
     h = hashlib.sha256(G.config.to_json().encode())
     for name, t in sorted(G.state_dict().items()):
         t = t.detach().cpu().contiguous()
@@ -148,8 +149,8 @@ def principal_directions(
     vectors = vectors / vectors.norm(dim=1, keepdim=True)
     idx = vectors.abs().argmax(dim=1, keepdim=True)  # (k, 1)
     vectors = (vectors * vectors.gather(1, idx).sign()).float()  # largest component positive
-    # one σ: the spread of fresh z along each direction (≈ 1 for z ~ N(0, I); fresh samples, because
-    # the directions were fitted to the first ones and overstate their spread there by ~15%)
+    # one σ: the spread of fresh z along each direction (≈ 1 for z ~ N(0, I)); fresh samples, because
+    # the directions were fitted to the first ones and overstate their spread there (by 15% at z_dim 100)
     z_new = torch.randn(n_samples, z_dim, generator=g)  # (N, z_dim)
     std = (z_new @ vectors.T).std(0)  # (k,)
     meta = {"format": DIRECTIONS_FORMAT, "k": k, "n_samples": n_samples, "layer": layer, "seed": int(seed),
@@ -367,8 +368,8 @@ def interpolate_latents(z1: torch.Tensor, z2: torch.Tensor, n_frames: int = 32, 
         raise ValueError(f"z1 and z2 must both be (z_dim,), got {tuple(z1.shape)} and {tuple(z2.shape)}")
     if not 2 <= n_frames <= 512:
         raise ValueError(f"n_frames must be in 2..512, got {n_frames}")
-    t = torch.linspace(0, 1, n_frames)
-    return interpolate(z1[None], z2[None], t, mode)  # (1, z_dim) x (T,) -> (T, z_dim)
+    t = torch.linspace(0, 1, n_frames)[:, None]  # (T, 1): sampling.lerp does not reshape a 1-D t
+    return interpolate(z1[None], z2[None], t, mode)  # (1, z_dim) x (T, 1) -> (T, z_dim)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,16 +386,24 @@ class InversionResult:
 
 
 def prepare_image(image: Image.Image | np.ndarray | torch.Tensor, size: int, channels: int) -> torch.Tensor:
-    """A PIL image, or a uint8 array/tensor (H, W), (H, W, C) or (C, H, W), of any size ->
-    uint8 (channels, size, size): converted, centre-cropped to a square and resized like training data."""
-    if isinstance(image, Image.Image):
-        a = np.asarray(_center_square_resize(_to_mode(image, channels), size), dtype=np.uint8)
-        a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (S, S[, C]) -> (C, S, S)
-        return torch.from_numpy(np.ascontiguousarray(a))
-    a = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    if a.ndim not in (2, 3) or a.size == 0:
-        raise ValueError(f"image must be (H, W), (H, W, C) or (C, H, W), got shape {a.shape}")
-    return torch.from_numpy(_array_to_images(a[None], size, channels, "image")[0])  # (1, ...) -> (C, S, S)
+    """A PIL image, or an array/tensor (H, W), (H, W, C) or (C, H, W), of any size -> uint8
+    (channels, size, size), converted, centre-cropped and resized as a training image file is.
+
+    uint8 arrays go through PIL, so an upload gives the same target as a numpy array or a PIL image.
+    """
+    if not isinstance(image, Image.Image):
+        a = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+        layout_ok = a.ndim == 2 or (a.ndim == 3 and (a.shape[0] in (1, 3, 4) or a.shape[-1] in (1, 3, 4)))
+        if not layout_ok or a.size == 0:
+            raise ValueError(f"image must be (H, W), (H, W, C) or (C, H, W) with C in 1, 3, 4; got {a.shape}")
+        if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[-1] not in (1, 3, 4):
+            a = a.transpose(1, 2, 0)  # (C, H, W) -> (H, W, C)
+        if a.dtype != np.uint8:  # floats in [0, 1] or [-1, 1], wider ints: scaled by gan.data
+            return torch.from_numpy(_array_to_images(a[None], size, channels, "image")[0])  # -> (C, S, S)
+        image = Image.fromarray(np.ascontiguousarray(a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a))
+    a = np.asarray(_center_square_resize(_to_mode(image, channels), size), dtype=np.uint8)
+    a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (S, S[, C]) -> (C, S, S)
+    return torch.from_numpy(np.array(a, order="C"))  # a writable copy of PIL's read-only buffer
 
 
 _BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0

@@ -140,10 +140,9 @@ def _descriptors(
     xs = torch.randint(0, w - patch + 1, (n, n_patches, 1, 1), generator=generator)
     # each descriptor is C*patch runs of `patch` consecutive pixels: gather runs by start offset
     runs = level.reshape(-1).unfold(0, patch, 1)  # view (N*C*H*W - patch + 1, patch)
-    img = torch.arange(n).view(n, 1, 1, 1)
-    chan = torch.arange(c).view(1, 1, c, 1)
-    dy = torch.arange(patch).view(1, 1, 1, patch)
-    start = ((img * c + chan) * h + ys + dy) * w + xs  # (N, P, C, patch)
+    corner = (torch.arange(n).view(n, 1, 1, 1) * c * h + ys) * w + xs  # (N, P, 1, 1)
+    rows = (torch.arange(c).view(c, 1) * h + torch.arange(patch)) * w  # (C, patch)
+    start = corner + rows  # (N, P, C, patch) flat offsets of the runs
     return runs.index_select(0, start.reshape(-1)).view(n * n_patches, c * patch * patch)
 
 

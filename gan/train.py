@@ -462,6 +462,8 @@ def fit(
     if is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "samples").mkdir(exist_ok=True)
+        for stale in out_dir.glob(CKPT_NAME + ".tmp*"):  # left by a killed run; never the real file
+            stale.unlink(missing_ok=True)
     images = images.to(device)
     fixed_z = latents(range(SAMPLE_SEED0, SAMPLE_SEED0 + train_cfg.n_sample), model_cfg.z_dim)
     b = train_cfg.batch_size

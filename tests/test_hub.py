@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from huggingface_hub import HfApi, ModelCard
+from huggingface_hub import HfApi, ModelCard, snapshot_download
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -96,6 +96,17 @@ def test_push_then_pull_gives_the_same_images(hub, capsys, caplog):
     out = capsys.readouterr()
     for text in (out.out, out.err, caplog.text, url, G2.source, str(G2.folder)):
         assert ALICE not in text
+
+
+def test_preloaded_files_serve_a_space_offline(hub, tmp_path):
+    """What `preload_from_hub: - user/name config.json,model.safetensors` leaves in a Space's cache."""
+    push_to_hub(generator(7), "alice/preloaded", token=ALICE)
+    with hub.patch_client(tmp_path / "space_home"):
+        snapshot_download("alice/preloaded", allow_patterns=["config.json", "model.safetensors"])
+        hub.stop()
+        G = load_model("alice/preloaded")
+    assert torch.equal(sample(G, range(4)), sample(generator(7), range(4)))
+    assert sorted(p.name for p in G.folder.iterdir()) == ["config.json", "model.safetensors"]
 
 
 def test_pushed_card_has_metadata_and_samples(hub, tmp_path):
@@ -289,6 +300,17 @@ def test_hub_dataset_of_images_trains(hub, tmp_path):
     # the trained model names its Hub dataset in the card it is pushed with
     push_to_hub(done.model_dir, "alice/faces-gan", token=ALICE)
     assert ModelCard(hub.files("alice/faces-gan")["README.md"].decode()).data.datasets == ["alice/faces"]
+
+
+def test_hub_dataset_of_many_files_at_a_revision(hub):
+    files = {f"img/{i:03d}.png": png(i, size=(8, 8)) for i in range(70)}
+    files["img/._resource-fork.png"] = b"\x00\x05\x16\x07"  # macOS junk: not data
+    sha = hub.add_files("alice/many-faces", files, repo_type="dataset")
+    hub.add_files("alice/many-faces", {"later.png": png(100)}, repo_type="dataset")
+    data = load_hub_dataset(f"hf://datasets/alice/many-faces@{sha}", 16, 3)
+    assert len(data) == 70 and data.report.n_skipped == 0
+    assert data.report.source == f"hf://datasets/alice/many-faces@{sha}"
+    assert len(load_hub_dataset("alice/many-faces", 16, 3)) == 71
 
 
 def test_hub_dataset_limits_and_empty_repo(hub):

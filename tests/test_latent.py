@@ -11,9 +11,10 @@ from safetensors import safe_open
 from torch import nn
 
 import gan.latent as L
-from conftest import TINY
 from gan import Discriminator, Generator, latents, load_model, sample, save_model
 from gan.sampling import generate
+
+from conftest import TINY
 
 N = 256  # PCA samples: plenty for z_dim 16
 
@@ -110,7 +111,8 @@ def test_edit(G, dirs):
         out = L.edit(zz, dirs, [0.0] * 6)
         assert torch.equal(out, zz) and out is not zz
     moved = L.edit(z, dirs, [2.0, 0, 0, 0, 0, -1.0])
-    torch.testing.assert_close((moved - z) @ dirs.vectors.T, torch.tensor([2.0, 0, 0, 0, 0, -1.0]) * dirs.std)
+    along = (moved - z) @ dirs.vectors.T  # (2, k)
+    torch.testing.assert_close(along, (torch.tensor([2.0, 0, 0, 0, 0, -1.0]) * dirs.std).expand(2, -1))
     assert not torch.equal(generate(G, moved), generate(G, z))
     raw = L.edit(z[0], dirs.vectors, torch.tensor([0, 1.0, 0, 0, 0, 0]))  # raw tensor: one unit = length 1
     torch.testing.assert_close(raw, z[0] + dirs.vectors[1])

@@ -1,0 +1,139 @@
+"""The app in a real browser: Playwright driving Debian's Chromium (never `playwright install`).
+
+Opens the page, switches tabs, drags the `t` slider and sees the image change, starts a short
+training run and sees the loss plot grow, then stops it. On failure a screenshot goes to
+test-artifacts/. Set GAN_LAB_SCREENSHOTS=1 to keep a screenshot of every tab as well.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+import gan
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+KEEP_SHOTS = os.environ.get("GAN_LAB_SCREENSHOTS") == "1"
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium to run the browser test"
+)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pip package is not installed")
+expect = sync_api.expect
+
+import app  # noqa: E402
+
+TINY = gan.ModelConfig(image_size=16, z_dim=16, g_width=8, d_width=8)
+TINY_TRAIN = dict(image_size=16, steps=3000, batch_size=16, g_width=8, d_width=8, z_dim=16)
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    gan.save_model(gan.Generator(TINY), root / "weights" / "tiny")
+    demo = app.build_app(root / "weights", root / "runs", on_space=False, train_defaults=TINY_TRAIN)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **app.launch_options())
+    yield f"http://127.0.0.1:{port}/"
+    demo.lab.trainer.shutdown()
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, url, request):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = ctx.new_page()
+    page.set_default_timeout(30_000)
+    failed_before = request.session.testsfailed
+    page.goto(url)
+    yield page
+    if request.session.testsfailed > failed_before:  # this test failed: keep what the page showed
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-failure.png"), full_page=True)
+    ctx.close()
+
+
+def shot(page, name: str) -> None:
+    if KEEP_SHOTS:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_tabs_and_live_t_slider(page):
+    expect(page.get_by_role("heading", name="GAN Lab")).to_be_visible()
+    expect(page.locator("#sample-grid img")).to_be_visible()  # the page opens with a sample grid
+    shot(page, "tab-sample")
+    # pick an image's seed in the gallery and carry it to Interpolate
+    page.locator("#seed-gallery button.thumbnail-item").nth(3).click()
+    expect(page.locator("#to-a")).to_have_text("Seed 3 → Interpolate A")
+    page.locator("#to-a").click()
+    expect(page.get_by_role("tab", name="Interpolate")).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_label("Seed A", exact=True)).to_have_value("3")
+
+    img = page.locator("#interp-image img")
+    expect(img).to_be_visible()
+    before = img.get_attribute("src")
+    slider = page.locator("#t input[type=range]")
+    box = slider.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.95, box["y"] + box["height"] / 2)  # t from 0.5 to ~0.95
+    expect(img).not_to_have_attribute("src", before)
+    assert float(page.locator("#t input[type=number]").input_value()) > 0.8
+    shot(page, "tab-interpolate")
+
+    page.get_by_role("tab", name="Train").click()
+    expect(page.locator("#start")).to_be_enabled()
+    shot(page, "tab-train")
+
+
+def test_training_plot_grows_then_stop(page):
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#start").click()
+    status = page.locator("#train-status")
+    expect(status).to_contain_text("Training", timeout=60_000)
+    plot = page.locator("#loss-plot")
+
+    def step() -> int:
+        text = status.inner_text()
+        return int(text.split("step ")[1].split(" ")[0]) if "step " in text else 0
+
+    deadline = time.time() + 60
+    while step() < 5:
+        assert time.time() < deadline, f"no training progress: {status.inner_text()}"
+        page.wait_for_timeout(300)
+    first, s1 = plot.screenshot(), step()
+    while step() < s1 + 30:
+        assert time.time() < deadline + 60, f"training stalled: {status.inner_text()}"
+        page.wait_for_timeout(300)
+    page.wait_for_timeout(1500)  # a poll or two for the plot to redraw
+    assert plot.screenshot() != first, "the loss plot did not change while training"
+    expect(page.locator("#live-grid img")).to_be_visible()
+    shot(page, "tab-train-running")
+
+    page.reload()  # a reloaded page reattaches to the running job
+    page.get_by_role("tab", name="Train").click()
+    expect(status).to_contain_text("Training")
+    expect(page.locator("#start")).to_be_disabled()
+
+    page.locator("#stop").click()
+    expect(status).to_contain_text("Stopped", timeout=60_000)
+    expect(page.locator("#start")).to_be_enabled()
+    shot(page, "tab-train-stopped")
