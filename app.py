@@ -31,9 +31,11 @@ import threading
 import time
 import traceback
 import uuid
+import weakref
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import wraps
 from pathlib import Path
@@ -121,12 +123,14 @@ def slug(s: str, n: int = 24) -> str:
 
 
 def clamp_int(name: str, v: Any, lo: int, hi: int) -> int:
+    """A whole number in lo..hi (3, 3.0 and "3" pass), else an AppError naming the field."""
     try:
-        iv = int(v)
+        f = float(v)
     except (TypeError, ValueError):
         raise AppError(f"{name} must be a whole number, got {v!r}") from None
-    if iv != v and not (isinstance(v, float) and v.is_integer()):
+    if not f.is_integer():
         raise AppError(f"{name} must be a whole number, got {v!r}")
+    iv = int(f)
     if not lo <= iv <= hi:
         raise AppError(f"{name}={iv} is out of range; allowed {lo}..{hi}")
     return iv
@@ -137,6 +141,7 @@ class Scratch:
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="gan-lab-"))
+        weakref.finalize(self, shutil.rmtree, self.dir, True)  # removed with the app
 
     def path(self, name: str) -> Path:
         self.cleanup()
@@ -383,6 +388,7 @@ class Job:
     grid: np.ndarray | None = None
     grid_step: int = -1
     img_per_s: float = 0.0
+    max_minutes: float = 0.0  # the run's time budget (0 = none)
     started: float = field(default_factory=time.time)
     finished: float | None = None
     model_key: str | None = None
@@ -398,7 +404,10 @@ class Job:
     def eta_s(self) -> float | None:
         if self.img_per_s <= 0 or self.status not in ("running", "stopping"):
             return None
-        return (self.steps - self.step) * self.batch_size / self.img_per_s
+        eta = (self.steps - self.step) * self.batch_size / self.img_per_s
+        if self.max_minutes:
+            eta = min(eta, max(0.0, self.started + 60 * self.max_minutes - time.time()))
+        return eta
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -465,6 +474,7 @@ class Trainer:
             job = Job(
                 name=run_dir.name, run_dir=run_dir, steps=train_cfg.steps, batch_size=train_cfg.batch_size,
                 data_summary=data.report.summary().splitlines()[0], data=data, spec=spec, rows=list(rows or []),
+                max_minutes=train_cfg.max_minutes,
             )  # fmt: skip
             run_dir.mkdir(parents=True, exist_ok=True)
             if spec.kind == "upload":  # keep the decoded images: uploads vanish, Resume needs them
@@ -534,6 +544,8 @@ class Trainer:
             )
         elif isinstance(ev, gan.Samples):
             job.grid, job.grid_step = ev.grid, ev.step
+        elif isinstance(ev, gan.Checkpoint):
+            job.step = ev.step
         elif isinstance(ev, gan.Rollback):
             job.message = ev.message
         elif isinstance(ev, gan.Done):
@@ -595,14 +607,38 @@ class Lab:
         self.trainer = Trainer(self.runs_dir, self.models)
         self.data_cache: tuple[tuple, gan.ImageData] | None = None
         self.data_lock = threading.Lock()
+        self.cpu_threads = torch.get_num_threads()
+        self.last_sample: tuple = (None, None, None)  # (G, args, images): the grid and its gallery share a render
 
     # ---- sampling -----------------------------------------------------------------------
+
+    @contextmanager
+    def threads(self, batch: int) -> Iterator[None]:
+        """CPU threads for one render, in this request's thread only (torch's setting is per thread).
+
+        One image, or anything while a training run is going, uses one thread: a second thread saves
+        little on a single small image and, on a busy 2-core machine, costs several times more in
+        contention with training. Large batches on an idle machine use all of torch's threads."""
+        n = 1 if batch <= 2 or self.trainer.busy_message() else self.cpu_threads
+        old = torch.get_num_threads()
+        torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(old)
 
     def sample_images(self, model: str | None, seed: int, n: int, truncation: float) -> torch.Tensor:
         n = clamp_int("n", n, 1, 64)
         seed = clamp_int("seed", seed, 0, MAX_SEED - n + 1)
         G = self.models.get(model)
-        return sampling.sample(G, range(seed, seed + n), float(truncation))
+        args = (seed, n, float(truncation))
+        last_G, last_args, last_imgs = self.last_sample
+        if last_G is G and last_args == args:
+            return last_imgs
+        with self.threads(n):
+            imgs = sampling.sample(G, range(seed, seed + n), float(truncation))
+        self.last_sample = (G, args, imgs)
+        return imgs
 
     def directions(self, G: torch.nn.Module) -> tuple[torch.Tensor, list[str]]:
         """Unit directions for the latent sliders: raw z components for now -> ((k, z_dim), labels)."""
@@ -731,7 +767,8 @@ def build_app(
             raise AppError(f"t={t} is out of range; allowed 0..1")
         G = models.get(model)
         z = lab.walk_latents(G, seed_a, seed_b, t, mode, truncation, (d1, d2, d3, d4, d5))
-        return to_hwc(sampling.generate(G, z))
+        with lab.threads(1):
+            return to_hwc(sampling.generate(G, z))
 
     @friendly
     def walk(
@@ -751,7 +788,8 @@ def build_app(
             t = (1 - torch.cos(torch.linspace(0, 2 * math.pi, frames + 1)[:-1])) / 2
         else:
             t = torch.linspace(0, 1, frames)
-        imgs = sampling.generate(G, lab.walk_latents(G, seed_a, seed_b, t, mode, truncation, (d1, d2, d3, d4, d5)))
+        with lab.threads(frames):
+            imgs = sampling.generate(G, lab.walk_latents(G, seed_a, seed_b, t, mode, truncation, (d1, d2, d3, d4, d5)))
         scale = max(1, math.ceil(256 / imgs.shape[-1]))  # at least 256 px: crisp nearest-neighbour upscale
         stem = f"walk_{seed_a}_{seed_b}_{mode}"
         gif = sampling.save_gif(imgs, lab.scratch.path(stem + ".gif"), fps=fps, scale=scale)
@@ -1031,6 +1069,7 @@ def build_app(
                         gallery = gr.Gallery(
                             label="Each image with its seed", show_label=False, elem_id="seed-gallery", columns=6,
                             height=320, object_fit="contain", allow_preview=False, elem_classes=["pixelated"],
+                            format="png",
                         )  # fmt: skip
 
             # ---- Interpolate ---------------------------------------------------------------------
@@ -1277,11 +1316,11 @@ def build_app(
         # page load: fresh model list (models may have been trained since), then first images
         demo.load(refresh_models, model_dd, model_dd, api_visibility="private").then(
             model_widgets, model_dd, model_outs, api_visibility="private"
-        ).then(lambda s, m: train_panel(s, m, True), [sess, model_dd], train_outs, api_visibility="private").then(
-            render_sample_quietly, sample_in, grid_img, api_visibility="private"
-        ).then(seeds_gallery, sample_in, gallery_outs, api_visibility="private").then(
-            render_interp_quietly, interp_in, interp_img, api_visibility="private"
-        )
+        ).then(direction_sliders, model_dd, dirs, api_visibility="private").then(
+            lambda s, m: train_panel(s, m, True), [sess, model_dd], train_outs, api_visibility="private"
+        ).then(render_sample_quietly, sample_in, grid_img, api_visibility="private").then(
+            seeds_gallery, sample_in, gallery_outs, api_visibility="private"
+        ).then(render_interp_quietly, interp_in, interp_img, api_visibility="private")
 
     demo.lab = lab  # for tests and main(): the shared state (trainer, models)
     return demo

@@ -96,9 +96,9 @@ def main() -> None:
             sys.exit(f"a training run failed (exit codes {codes}); see {args.out}/*.log")
         print(f"trained both recipes for {args.minutes:g} min each in {(time.time() - t0) / 60:.1f} min wall")
 
+    from gan import load_model
     from gan.evaluate import evaluate_model
     from gan.sampling import make_grid, sample, save_png
-    from gan import load_model
 
     results = {}
     for name in recipes:

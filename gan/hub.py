@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from .config import ConfigError, ModelConfig, TrainConfig, save_json
-from .data import DataError, DatasetReport, ImageData, Limits
+from .data import DataError, DatasetReport, ImageData, Limits, _decode_all, _is_system
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 # The files of a model folder, in the order a reader cares about them; only these are pushed/pulled.
@@ -408,11 +408,11 @@ def _snapshot(
 def _cached_snapshot(repo_id: str, repo_type: str, revision: str | None) -> Path | None:
     """The snapshot folder of `revision` (a branch, tag or commit sha; default main) in the
     huggingface_hub cache, even a partial one (e.g. a Space's `preload_from_hub` of two files)."""
-    from huggingface_hub import scan_cache_dir
+    from huggingface_hub import constants, scan_cache_dir
     from huggingface_hub.errors import CacheNotFound
 
     try:
-        cache = scan_cache_dir()
+        cache = scan_cache_dir(constants.HF_HUB_CACHE)  # its default is bound at import time
     except (CacheNotFound, OSError):
         return None
     rev = revision or "main"
@@ -646,7 +646,7 @@ def push_to_hub(
                 commit_message=commit_message or f"Upload GAN Lab model ({cfg.image_size}px, z {cfg.z_dim})",
                 allow_patterns=MODEL_FILES,
                 delete_patterns=MODEL_FILES,
-            ),  # fmt: skip
+            ),
             **call,
         )
     return str(url)
@@ -699,7 +699,8 @@ def _image_column(schema: Any) -> str | None:
     return None
 
 
-def _parquet_entries(path: Path, name: str, limits: Limits, report: DatasetReport) -> Iterator[tuple[str, bytes]]:
+def _parquet_entries(path: Path, name: str, report: DatasetReport) -> Iterator[tuple[str, bytes]]:
+    """(file[row], image bytes) of the image column, read 256 rows at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -712,7 +713,7 @@ def _parquet_entries(path: Path, name: str, limits: Limits, report: DatasetRepor
     if col is None:
         report.skip("parquet file without an image column (binary, or the datasets Image feature)", name)
         return
-    row, total = 0, 0
+    row = 0
     try:
         for batch in pf.iter_batches(columns=[col], batch_size=256):
             arr = batch.column(0)
@@ -729,22 +730,19 @@ def _parquet_entries(path: Path, name: str, limits: Limits, report: DatasetRepor
                     reason = "image stored as a path or URL, not as bytes" if ok and ref else "empty image cell"
                     report.skip(reason, cell)
                     continue
-                total += len(data)
-                if total > limits.max_total_bytes:
-                    raise DataError(f"{name} holds over {limits.max_total_bytes:,} bytes of images; the limit")
                 yield cell, data
     except (pa.ArrowException, OSError) as e:
         report.skip(f"parquet file broken after row {row} ({type(e).__name__})", name)
 
 
-def _file_entries(root: Path, names: list[str], limits: Limits, report: DatasetReport) -> Iterator[tuple[str, bytes]]:
+def _capped(entries: Iterator[tuple[str, bytes]], limit: int, what: str) -> Iterator[tuple[str, bytes]]:
+    """The entries, until their bytes add up to more than `limit` (parquet sizes are compressed)."""
     total = 0
-    for n in names:
-        f = root / n
-        total += f.stat().st_size
-        if total > limits.max_total_bytes:
-            raise DataError(f"the dataset holds over {limits.max_total_bytes:,} bytes; the limit")
-        yield n, f.read_bytes()
+    for name, data in entries:
+        total += len(data)
+        if total > limit:
+            raise DataError(f"{what} holds over {limit:,} bytes of images; the limit (GAN_MAX_TOTAL_BYTES)")
+        yield name, data
 
 
 def load_hub_dataset(
@@ -765,8 +763,6 @@ def load_hub_dataset(
     undecodable images are skipped and counted in the report. Access problems raise HubError,
     data problems DataError (both ValueError). Parquet needs pyarrow.
     """
-    from .data import _decode_all, _is_system
-
     rid, rev_in_id = _parse_dataset_id(repo_id) if isinstance(repo_id, str) else (repo_id, None)
     rid = check_repo_id(rid)
     revision = revision or rev_in_id
@@ -808,9 +804,8 @@ def load_hub_dataset(
     local = _snapshot(rid, repo_type="dataset", revision=revision, token=token, select=select, error=HubError)
     report = DatasetReport(f"hf://datasets/{rid}" + (f"@{revision}" if revision else ""))
     if chosen["parquet"]:
-        entries: Iterator[tuple[str, bytes]] = (
-            e for n in chosen["names"] for e in _parquet_entries(local / n, n, limits, report)
-        )
+        entries = (e for n in chosen["names"] for e in _parquet_entries(local / n, n, report))
     else:
-        entries = _file_entries(local, chosen["names"], limits, report)
-    return _decode_all(entries, image_size, channels, limits, report)
+        entries = ((n, (local / n).read_bytes()) for n in chosen["names"])
+    return _decode_all(_capped(entries, limits.max_total_bytes, f"dataset repo {rid}"), image_size, channels,
+                       limits, report)  # fmt: skip

@@ -406,13 +406,11 @@ def prepare_image(image: Image.Image | np.ndarray | torch.Tensor, size: int, cha
     return torch.from_numpy(np.array(a, order="C"))  # a writable copy of PIL's read-only buffer
 
 
-_BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
-
-
 def _pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
     """x (B, C, S, S) -> [x, blur+down(x), ...]: a Gaussian pyramid of levels + 1 images."""
     c = x.shape[1]
-    k2 = (_BINOMIAL[:, None] * _BINOMIAL[None, :]).to(x)  # (5, 5)
+    k1 = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=x.dtype, device=x.device) / 16.0  # binomial ≈ Gaussian
+    k2 = k1[:, None] * k1[None, :]  # (5,) x (5,) -> (5, 5)
     w = k2.expand(c, 1, 5, 5)  # depthwise
     out = [x]
     for _ in range(levels):
@@ -463,7 +461,7 @@ def invert(
     G: nn.Module,
     image: Image.Image | np.ndarray | torch.Tensor,
     steps: int = 200,
-    lr: float = 0.05,
+    lr: float = 0.1,
     seed: int = 0,
     callback: Callable[[int, float], Any] | None = None,
     D: Discriminator | None = None,

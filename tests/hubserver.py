@@ -444,8 +444,6 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # noqa: BLE001 - a server bug: answer 500, keep the traceback
             self.hub.errors.append(traceback.format_exc())
             self._error(_HTTPError(500, "hubserver internal error"))
-        with self.hub.lock:
-            self.hub.requests.append((self.command, split.path, self.status))
 
     def _user(self) -> str | None:
         header = self.headers.get("Authorization")
@@ -487,6 +485,8 @@ class _Handler(BaseHTTPRequestHandler):
         content_type: str = "application/json; charset=utf-8",
     ) -> None:
         self.status = status
+        with self.hub.lock:  # recorded before the answer leaves, so a client never outruns it
+            self.hub.requests.append((self.command, urlsplit(self.path).path, status))
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

@@ -73,10 +73,10 @@ def wait_for(client: Client, cond, timeout: float = 60.0) -> dict:
 
 def test_sample_size_and_same_seed_same_bytes(client):
     a = client.predict(model="tiny", seed=7, n=4, truncation=1.0, api_name="/sample")
-    b = client.predict(model="tiny", seed=7, n=4, truncation=1.0, api_name="/sample")
+    c = client.predict(model="tiny", seed=8, n=4, truncation=1.0, api_name="/sample")
+    b = client.predict(model="tiny", seed=7, n=4, truncation=1.0, api_name="/sample")  # rendered afresh
     assert Path(a).read_bytes() == Path(b).read_bytes()
     assert Image.open(a).size == (2 * (16 + 2) + 2,) * 2  # a 2x2 grid of 16-px images, 2-px padding
-    c = client.predict(model="tiny", seed=8, n=4, truncation=1.0, api_name="/sample")
     assert not np.array_equal(pixels(a), pixels(c))
     one = client.predict(model="tiny", seed=7, n=1, truncation=1.0, api_name="/sample")
     assert Image.open(one).size == (16, 16)  # a single image comes bare, without a grid border

@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import TINY
 from gan import (
     Generator,
     ModelLoadError,
@@ -23,6 +22,8 @@ from gan import (
     save_model,
     slerp,
 )
+
+from conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from gan.train import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]

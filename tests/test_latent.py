@@ -185,8 +185,8 @@ def test_prepare_image():
         L.prepare_image(np.zeros((2, 3, 4, 5), np.uint8), 16, 3)
 
 
-STEPS = 150
-MAX_ERROR = 0.03  # RMS in [0, 1] pixel units: under 8/255 on average
+STEPS = 100
+MAX_ERROR = 0.02  # RMS in [0, 1] pixel units (5/255); measured 0.002-0.01 over four target seeds
 
 
 def test_invert_known_z(G):
@@ -200,7 +200,7 @@ def test_invert_known_z(G):
     random = generate(G, latents(range(32), TINY.z_dim)).float()
     random_err = (random - target.float()).div(255).pow(2).mean((1, 2, 3)).sqrt().mean().item()
     assert res.error < MAX_ERROR, (res.error, random_err)
-    assert res.error < 0.25 * random_err, (res.error, random_err)
+    assert res.error < 0.1 * random_err, (res.error, random_err)  # random z: ~0.25
     again = L.invert(G, target, steps=STEPS, seed=0)
     assert torch.equal(res.z, again.z) and res.error == again.error
     assert all(p.grad is None for p in G.parameters())

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import png_bytes
 from gan import ConfigError, DataError, Limits, ModelConfig, load_images
 from gan.train import CKPT_NAME, load_checkpoint
+
+from conftest import png_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--image-size", "16", "--z-dim", "16", "--g-width", "8", "--d-width", "8", "--n-synthetic", "128",
@@ -68,7 +69,7 @@ def test_sigkill_mid_run_then_resume_continues_exactly(tmp_path):
     assert not list(run.glob(CKPT_NAME + ".tmp*")), "stale temporary files are cleaned up"
     log = read_log(run)
     starts = [i for i, e in enumerate(log) if e["event"] == "Started"]
-    resumed = [e for e in log[starts[-1]:] if e["event"] == "StepLog"]
+    resumed = [e for e in log[starts[-1] :] if e["event"] == "StepLog"]
     assert log[starts[-1]]["step"] == saved and [e["step"] for e in resumed] == list(range(saved + 1, saved + 5))
     for e in resumed:  # the killed run logged these steps too: the resumed run repeats them exactly
         if e["step"] in before:
