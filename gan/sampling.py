@@ -55,6 +55,10 @@ def sample(G: nn.Module, seeds: Sequence[int], truncation: float = 1.0) -> torch
 
 
 def lerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
+    """Linear interpolation; a 1-D t of length T gives (T, z_dim)."""
+    t = torch.as_tensor(t, dtype=a.dtype)
+    if t.ndim == 1:
+        t = t[:, None]  # (T,) -> (T, 1) to broadcast over z
     return a + (b - a) * t
 
 

@@ -41,7 +41,7 @@ from .sampling import latents, make_grid, save_png
 CKPT_NAME = "checkpoint.safetensors"
 CKPT_FORMAT = "gan-lab-checkpoint/1"
 SAMPLE_SEED0 = 0  # the fixed sample grid shows seeds 0 .. n_sample-1
-CHANNELS_LAST = False  # measured by benchmarks/throughput.py
+CHANNELS_LAST = True  # +9% img/s on CPU with bf16 (benchmarks/throughput.py)
 
 
 # ---------------------------------------------------------------------------------------------

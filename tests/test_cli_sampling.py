@@ -143,3 +143,8 @@ def test_cli_errors_and_help(tmp_path):
     r = run_cli("sample", "--model", "nowhere", "--out", "g.png", cwd=tmp_path)
     assert r.returncode == 2 and "not a Hub repo id" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_lerp_walk(G):
+    frames = interpolation_frames(G, 3, 4, n_frames=4, mode="lerp")
+    assert frames.shape == (4, 3, 16, 16) and torch.equal(frames[0], sample(G, [3])[0])
