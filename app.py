@@ -409,8 +409,13 @@ class Job:
             eta = min(eta, max(0.0, self.started + 60 * self.max_minutes - time.time()))
         return eta
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self, since: int = 0, max_rows: int | None = None) -> dict[str, Any]:
+        """The job's state as a JSON-able dict: losses after step `since`, thinned to max_rows if given."""
         with self.lock:
+            rows = self.rows if not since else [r for r in self.rows if r["step"] > since]
+            if max_rows and len(rows) > max_rows:
+                keep = np.linspace(0, len(rows) - 1, max_rows).round().astype(int)
+                rows = [rows[i] for i in keep]
             return {
                 "status": self.status,
                 "run": self.name,
@@ -422,7 +427,7 @@ class Job:
                 "message": self.message,
                 "data": self.data_summary,
                 "model": self.model_key,
-                "losses": [dict(r) for r in self.rows],
+                "losses": [dict(r) for r in rows],
                 "grid_step": self.grid_step if self.grid is not None else None,
             }
 
@@ -870,13 +875,13 @@ def build_app(
         """Stop the running training job: it writes a checkpoint and its model folder, then ends."""
         return trainer.stop()
 
-    def progress() -> tuple[dict[str, Any], np.ndarray | None]:
-        """The training job's state (status, step, steps, img/s, ETA, losses, model) and its latest sample grid."""
+    def progress(since: int = 0) -> tuple[dict[str, Any], np.ndarray | None]:
+        """The training job's state (status, step, steps, img/s, ETA, model, losses logged after step `since`)
+        and its latest sample grid."""
         job = trainer.job
         if job is None:
             return {"status": "idle", "step": 0, "steps": 0, "losses": [], "message": "no training run yet"}, None
-        snap = job.snapshot()
-        return snap, job.grid
+        return job.snapshot(since=clamp_int("since", since or 0, 0, 10**9)), job.grid
 
     # ---- UI-only helpers ---------------------------------------------------------------------
 
@@ -971,7 +976,7 @@ def build_app(
             data_md, examples = gr.skip(), gr.skip()
             model_zip, use_btn = gr.DownloadButton(visible=False), gr.Button(visible=False)
         else:
-            snap = job.snapshot()
+            snap = job.snapshot(max_rows=600)
             alive = job.alive
             status = status_line(job, snap)
             df_loss, df_prob = plot_frames(snap["losses"])
@@ -1208,6 +1213,7 @@ def build_app(
         timer = gr.Timer(1.0)
         # hidden widgets for the script-facing progress endpoint
         progress_btn = gr.Button(visible=False)
+        progress_since = gr.Number(0, visible=False, precision=0, label="since")
         progress_json = gr.JSON(visible=False, label="state")
         progress_grid = gr.Image(visible=False, format="png", label="grid")
 
@@ -1311,7 +1317,9 @@ def build_app(
         use_btn.click(use_trained_model, None, model_dd, api_visibility="private").then(
             lambda: go_to("sample"), None, tabs, api_visibility="private"
         )
-        progress_btn.click(progress, None, [progress_json, progress_grid], api_name="progress", concurrency_limit=None)
+        progress_btn.click(
+            progress, progress_since, [progress_json, progress_grid], api_name="progress", concurrency_limit=None
+        )
 
         # page load: fresh model list (models may have been trained since), then first images
         demo.load(refresh_models, model_dd, model_dd, api_visibility="private").then(
@@ -1326,13 +1334,11 @@ def build_app(
     return demo
 
 
-def plot_frames(rows: list[dict], max_points: int = 600) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """Loss rows -> two long-format frames for the LinePlots (thinned to at most max_points per series)."""
+def plot_frames(rows: list[dict]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Loss rows -> two long-format frames for the LinePlots: losses, and D's mean outputs."""
     if not rows:
         return None, None
     df = pd.DataFrame(rows)
-    if len(df) > max_points:
-        df = df.iloc[np.linspace(0, len(df) - 1, max_points).round().astype(int)]
     names = {"loss_d": "D loss", "loss_g": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
     long = df.melt(id_vars="step", var_name="series", value_name="value")
     long["series"] = long["series"].map(names)

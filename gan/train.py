@@ -171,6 +171,15 @@ def batch_indices(step: int, n: int, batch: int, seed: int, rank: int = 0, world
     return epoch, idx[rank::world]
 
 
+def ema_beta(decay: float, step: int) -> float:
+    """EMA decay ramped up over the first steps: min(decay, (1 + step) / (10 + step)).
+
+    A fixed 0.999 would keep half of the random initial weights in the average after 700 steps,
+    which washes out every sample of a short CPU run; the ramp averages over the recent ~10% of
+    training until the run is long enough for the full decay."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model, parameters only (BN stats are recalibrated)."""
@@ -279,6 +288,18 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
     return meta, tensors
 
 
+def _match_layout(opt: torch.optim.Optimizer) -> None:
+    """Give each loaded optimizer state tensor its parameter's memory layout (channels_last).
+
+    Checkpoints store contiguous tensors; the fused Adam kernel walks parameter and state memory
+    in step, so a layout mismatch would silently mix up elements after a resume."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for k, v in opt.state.get(p, {}).items():
+                if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
+                    opt.state[p][k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+
+
 def _sub(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
     n = len(prefix) + 1
     return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
@@ -317,6 +338,8 @@ class Trainer:
         self.G_plain, self.D_plain = _maybe_compile(self.G, self.D, train_cfg)
         self.G_train = dist_util.wrap(self.G_plain, self.ctx)
         self.D_train = dist_util.wrap(self.D_plain, self.ctx)
+
+    n_updates = 0  # generator updates so far (set by fit on resume); drives the EMA ramp-up
 
     def step(self, real_u8: torch.Tensor) -> torch.Tensor:
         """One D and one G update on a uint8 batch (B, C, S, S). Returns detached stats
@@ -357,7 +380,8 @@ class Trainer:
         self.optG.step()
         self.D.requires_grad_(True)
         if self.E is not None:
-            ema_update(self.E, self.G, cfg.ema_decay)
+            ema_update(self.E, self.G, ema_beta(cfg.ema_decay, self.n_updates))
+        self.n_updates += 1
         with torch.no_grad():
             return torch.stack(
                 [
@@ -435,6 +459,8 @@ def fit(
                 E.load_state_dict(_sub(ck, "E") or _sub(ck, "G"))
             optG.load_state_dict(_unflat_optim("optG", meta["optG"], ck))
             optD.load_state_dict(_unflat_optim("optD", meta["optD"], ck))
+            _match_layout(optG)
+            _match_layout(optD)
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(f"checkpoint does not fit the model: {e}") from None
         for opt, lr in ((optG, train_cfg.lr_g), (optD, train_cfg.lr_d)):
@@ -506,6 +532,7 @@ def fit(
         epoch, idx = batch_indices(step, n, b, train_cfg.seed, rank, world)
         if train_cfg.epochs is not None and epoch >= train_cfg.epochs:
             break
+        tr.n_updates = step
         acc += tr.step(images[idx.to(device)])
         step += 1
         n_acc += 1

@@ -120,7 +120,8 @@ def test_training_grows_loss_table_and_grid(client):
     assert lengths == sorted(lengths) and lengths[-1] == 20
     assert [r["step"] for r in state["losses"]] == list(range(1, 21))
     assert all(np.isfinite([r["loss_d"], r["loss_g"], r["d_real"], r["d_fake"]]).all() for r in state["losses"])
-    _, grid = client.predict(api_name="/progress")
+    later, grid = client.predict(since=15, api_name="/progress")
+    assert [r["step"] for r in later["losses"]] == [16, 17, 18, 19, 20]  # a script can poll incrementally
     assert Image.open(grid).size == (8 * 18 + 2,) * 2  # 64 fixed-noise samples of 16 px
     # the finished model is pickable at once
     assert state["model"] == "trained:" + state["run"]
