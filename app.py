@@ -1,4 +1,4 @@
-"""GAN Lab: the Gradio app. Sample, Interpolate and Train tabs over the `gan` package.
+"""GAN Lab: the Gradio app. Sample, Interpolate, Explore and Train tabs over the `gan` package.
 
     python app.py                      # http://127.0.0.1:7860 (0.0.0.0 on a Hugging Face Space)
     python app.py --port 8080 --weights weights --runs runs/app
@@ -9,10 +9,15 @@ the Blocks, and `main()` parses arguments and launches it.
 
 API endpoints (see the "Use via API" page, or `gradio_client.Client(url).view_api()`):
   sample(model, seed, n, truncation) -> grid image
-  interpolate(model, seed_a, seed_b, t, ...) -> image
+  interpolate(model, seed_a, seed_b, t, mode, truncation, d1..d5) -> image   (d: principal directions, σ)
   walk(model, seed_a, seed_b, frames, ...) -> GIF, MP4
+  explore(model, seed, a1..a8, truncation) -> image                           (a: principal directions, σ)
+  plane(model, seed_tl, seed_tr, seed_bl, seed_br, u, v, mode, truncation) -> image
+  invert(model, photo_a, photo_b, steps, frames) -> targets, reconstructions, errors, walk GIF
+  arithmetic(model, seeds_a, seeds_b, seeds_c, truncation) -> 4 images: mean A, B, C and A - B + C
+  hub_load(repo_id) -> status text;  hub_push(model, repo_id, token, private) -> status text with the URL
   train(source, files, folder, image_size, ...) -> status text     (one run per server)
-  progress() -> (state dict with status, step, losses ..., latest sample grid)
+  progress() -> (state dict with status, step, losses, metrics ..., latest sample grid)
   stop() -> status text;  resume(run, steps) -> status text
 """
 
@@ -31,6 +36,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 import weakref
 import zipfile
 from collections import OrderedDict
@@ -47,7 +53,7 @@ import pandas as pd
 import torch
 
 import gan
-from gan import sampling
+from gan import latent, sampling
 from gan.config import AUGMENTS, LOSSES, PRECISIONS
 from gan.hub import is_repo_id
 
@@ -55,11 +61,18 @@ ROOT = Path(__file__).resolve().parent
 DEFAULT_MODEL = "cats64"  # the app opens on this shipped model when it is present
 RUN_PREFIX = "trained:"  # model picker values for models trained in this app: trained:<run name>
 MAX_SEED = sampling.MAX_SEED
-N_DIRECTIONS = 5  # latent sliders in the Interpolate tab
+N_DIRECTIONS = 5  # principal-direction sliders in the Interpolate tab (the first of the Explore tab's)
+N_EXPLORE = 8  # principal-direction sliders in the Explore tab
+STRIP_SEED = 0  # the seed each direction's strip is shown on
+STRIP_AMOUNTS = (-3.0, -1.5, 0.0, 1.5, 3.0)  # in σ
+PLANE_N = 5  # the seed plane's overview grid is PLANE_N x PLANE_N
+INVERT_STEPS = 150  # default optimisation steps of a photo inversion: seconds on a CPU
+MAX_GROUP = 64  # seeds per group in vector arithmetic
 MODEL_CACHE_SIZE = 4
 NO_MODEL = (
-    "No model yet. Train one in the **Train** tab (a 32-px run on the built-in shapes shows "
-    "recognisable shapes in a few minutes on a CPU); it appears in the model picker when it is done."
+    "No model yet. Train one in the **Train** tab: the default run on the built-in shapes shows its first "
+    "shapes after about 1,500 steps, a few minutes on a 2-core CPU. It appears in the model picker when "
+    "it ends (or when you stop it)."
 )
 CSS = """
 /* small generated images fill their frame, upscaled with hard pixel edges */
@@ -116,6 +129,39 @@ def to_hwc(images: torch.Tensor) -> np.ndarray:
     """uint8 (N, C, H, W) -> one numpy image: the bare image when N == 1, else a square grid."""
     a = images[0].permute(1, 2, 0).numpy() if len(images) == 1 else sampling.make_grid(images)
     return a[..., 0] if a.shape[-1] == 1 else a  # grayscale as (H, W)
+
+
+def row_image(images: torch.Tensor, padding: int = 2) -> np.ndarray:
+    """uint8 (N, C, H, W) -> the N images side by side in one row (white gaps)."""
+    a = sampling.make_grid(images, nrow=len(images), padding=padding)
+    return a[..., 0] if a.shape[-1] == 1 else a
+
+
+def parse_seeds(name: str, text: Any, max_n: int = MAX_GROUP) -> list[int]:
+    """'3, 7, 12' or '10-13 20' -> [3, 7, 12] / [10, 11, 12, 13, 20]; an AppError naming the field."""
+    items = [x for x in re.split(r"[,\s;]+", str(text or "").strip()) if x]
+    if not items:
+        raise AppError(f"{name}: give one or more seeds, e.g. 1, 2, 3 (or a range like 10-13)")
+    seeds: list[int] = []
+    for item in items:
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", item)
+        if not m:
+            raise AppError(f"{name}: {item!r} is not a seed; use whole numbers like 1, 2, 3 or a range like 10-13")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo or hi > MAX_SEED:
+            raise AppError(f"{name}: {item!r} is not a valid seed or range (seeds are 0..{MAX_SEED})")
+        if len(seeds) + hi - lo + 1 > max_n:
+            raise AppError(f"{name}: at most {max_n} seeds per group")
+        seeds.extend(range(lo, hi + 1))
+    return seeds
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """text with every occurrence of a secret (and of its stripped form) replaced by ***."""
+    for s in {secret or "", (secret or "").strip()}:
+        if len(s) >= 4:
+            text = text.replace(s, "***")
+    return text
 
 
 def slug(s: str, n: int = 24) -> str:
@@ -175,6 +221,7 @@ class Models:
         self.cache: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
         self.cache_size = cache_size
         self.zips: dict[tuple, str] = {}
+        self.hub_ids: list[str] = []  # Hub repo ids loaded through the Hub panel, newest first
         self.lock = threading.Lock()
 
     def shipped(self) -> list[str]:
@@ -191,7 +238,15 @@ class Models:
         return [p.name for p in runs]
 
     def choices(self) -> list[tuple[str, str]]:
-        return [(n, n) for n in self.shipped()] + [(f"{n} (trained here)", RUN_PREFIX + n) for n in self.trained()]
+        return (
+            [(n, n) for n in self.shipped()]
+            + [(f"{n} (trained here)", RUN_PREFIX + n) for n in self.trained()]
+            + [(f"{r} (Hub)", r) for r in self.hub_ids]
+        )
+
+    def add_hub(self, repo_id: str) -> None:
+        with self.lock:
+            self.hub_ids = [repo_id] + [r for r in self.hub_ids if r != repo_id][:15]
 
     def default(self) -> str | None:
         ch = self.choices()
@@ -218,10 +273,13 @@ class Models:
         names = ", ".join(v for _, v in self.choices()) or "none yet"
         raise AppError(f"Unknown model {key!r}. Available: {names}.")
 
-    def get(self, key: str | None) -> torch.nn.Module:
+    def get(self, key: str | None, reload: bool = False) -> torch.nn.Module:
+        """The generator for a picker value; `reload` fetches a Hub repo's newest commit again."""
         src = self.folder(key)
         ident = (str(src), (Path(src) / "model.safetensors").stat().st_mtime) if isinstance(src, Path) else (src, 0)
         with self.lock:
+            if reload:
+                self.cache.pop(ident, None)
             if ident in self.cache:
                 self.cache.move_to_end(ident)
                 return self.cache[ident]
@@ -239,7 +297,14 @@ class Models:
         except AppError as e:
             return str(e)
         if not isinstance(src, Path):
-            return f"Hub model `{src}` (downloaded when first used)."
+            with self.lock:
+                G = self.cache.get((src, 0))
+            if G is None:
+                return f"Hub model `{src}` (downloaded when first used)."
+            c = G.config
+            commit = f" · commit {G.commit[:8]}" if getattr(G, "commit", None) else ""
+            kind = "RGB" if c.channels == 3 else "grayscale"
+            return f"Hub model `{src}` · {c.image_size}×{c.image_size} {kind} · z {c.z_dim}{commit}"
         try:
             cfg = json.loads((src / "config.json").read_text())
             parts = [
@@ -385,6 +450,8 @@ class Job:
     start_step: int = 0
     step: int = 0
     rows: list[dict[str, float]] = field(default_factory=list)
+    metrics: list[dict[str, float]] = field(default_factory=list)  # {"step": s, "swd": v} every metric_every
+    metric_every: int = 0
     grid: np.ndarray | None = None
     grid_step: int = -1
     img_per_s: float = 0.0
@@ -416,6 +483,7 @@ class Job:
             if max_rows and len(rows) > max_rows:
                 keep = np.linspace(0, len(rows) - 1, max_rows).round().astype(int)
                 rows = [rows[i] for i in keep]
+            metrics = [dict(m) for m in self.metrics if m["step"] > since]
             return {
                 "status": self.status,
                 "run": self.name,
@@ -428,6 +496,8 @@ class Job:
                 "data": self.data_summary,
                 "model": self.model_key,
                 "losses": [dict(r) for r in rows],
+                "metric_every": self.metric_every,
+                "metrics": metrics,
                 "grid_step": self.grid_step if self.grid is not None else None,
             }
 
@@ -471,6 +541,7 @@ class Trainer:
         *,
         resume: Path | None = None,
         rows: list[dict] | None = None,
+        metrics: list[dict] | None = None,
     ) -> Job:
         with self.lock:
             msg = self.busy_message()
@@ -479,7 +550,7 @@ class Trainer:
             job = Job(
                 name=run_dir.name, run_dir=run_dir, steps=train_cfg.steps, batch_size=train_cfg.batch_size,
                 data_summary=data.report.summary().splitlines()[0], data=data, spec=spec, rows=list(rows or []),
-                max_minutes=train_cfg.max_minutes,
+                metrics=list(metrics or []), metric_every=train_cfg.metric_every, max_minutes=train_cfg.max_minutes,
             )  # fmt: skip
             run_dir.mkdir(parents=True, exist_ok=True)
             if spec.kind == "upload":  # keep the decoded images: uploads vanish, Resume needs them
@@ -549,6 +620,8 @@ class Trainer:
             )
         elif isinstance(ev, gan.Samples):
             job.grid, job.grid_step = ev.grid, ev.step
+        elif isinstance(ev, gan.Metric):
+            job.metrics.append({"step": ev.step, ev.name: ev.value})
         elif isinstance(ev, gan.Checkpoint):
             job.step = ev.step
         elif isinstance(ev, gan.Rollback):
@@ -614,6 +687,10 @@ class Lab:
         self.data_lock = threading.Lock()
         self.cpu_threads = torch.get_num_threads()
         self.last_sample: tuple = (None, None, None)  # (G, args, images): the grid and its gallery share a render
+        # per loaded generator (dropped with it): its principal directions and their strip images
+        self.dirs_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.strip_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.dirs_lock = threading.Lock()
 
     # ---- sampling -----------------------------------------------------------------------
 
@@ -645,10 +722,40 @@ class Lab:
         self.last_sample = (G, args, imgs)
         return imgs
 
-    def directions(self, G: torch.nn.Module) -> tuple[torch.Tensor, list[str]]:
-        """Unit directions for the latent sliders: raw z components for now -> ((k, z_dim), labels)."""
-        k = min(N_DIRECTIONS, G.z_dim)
-        return torch.eye(G.z_dim)[:k], [f"z[{i}]" for i in range(k)]
+    # ---- latent exploration -------------------------------------------------------------
+
+    def directions(self, G: torch.nn.Module) -> latent.Directions:
+        """G's first N_EXPLORE principal directions: read from its folder's `directions.safetensors`
+        (written there on first use), computed once per loaded model (about a second on a CPU)."""
+        with self.dirs_lock:
+            dirs = self.dirs_cache.get(G)
+            if dirs is None:
+                with self.threads(64), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # a read-only folder: computed, just not cached on disk
+                    dirs = latent.load_or_compute_directions(G, k=min(N_EXPLORE, G.z_dim))
+                self.dirs_cache[G] = dirs
+            return dirs
+
+    def strips(self, G: torch.nn.Module) -> list[np.ndarray]:
+        """One image per direction: seed STRIP_SEED moved by each of STRIP_AMOUNTS σ (made once per model)."""
+        with self.dirs_lock:
+            got = self.strip_cache.get(G)
+        if got is None:
+            dirs = self.directions(G)
+            with self.threads(1):
+                imgs = latent.direction_strips(G, STRIP_SEED, dirs, STRIP_AMOUNTS)  # (k, T, C, H, W)
+            got = [row_image(strip) for strip in imgs]
+            with self.dirs_lock:
+                self.strip_cache[G] = got
+        return got
+
+    def move(self, G: torch.nn.Module, z: torch.Tensor, amounts: Any) -> torch.Tensor:
+        """z moved along G's principal directions by `amounts` in σ (missing ones count 0)."""
+        dirs = self.directions(G)
+        a = [float(x or 0.0) for x in amounts][: len(dirs)]
+        if not all(math.isfinite(x) and abs(x) <= 10 for x in a):
+            raise AppError(f"direction amounts are in σ and must be within ±10, got {a}")
+        return latent.edit(z, dirs, a + [0.0] * (len(dirs) - len(a)))
 
     def walk_latents(
         self, G, seed_a: int, seed_b: int, t: float | torch.Tensor, mode: str, truncation: float, offsets
@@ -661,11 +768,7 @@ class Lab:
             z = sampling.interpolate(za[None], zb[None], t, mode)  # (T, z_dim)
         else:  # the end points exactly: t=0 is seed A's own latent, bit for bit
             z = (za if t <= 0 else zb if t >= 1 else sampling.interpolate(za, zb, t, mode))[None]
-        dirs, _ = self.directions(G)
-        off = torch.tensor([float(o or 0.0) for o in offsets][: len(dirs)])
-        if off.abs().sum() > 0:
-            z = z + off @ dirs[: len(off)]  # (k,) @ (k, z_dim) -> (z_dim,)
-        return z
+        return self.move(G, z, list(offsets)[:N_DIRECTIONS])
 
     # ---- data ---------------------------------------------------------------------------
 
@@ -703,9 +806,10 @@ class Lab:
 
 
 TRAIN_DEFAULTS: dict[str, Any] = {
-    "image_size": 32, "steps": 500, "batch_size": 32, "lr": 2e-4, "g_width": 32, "d_width": 32, "z_dim": 100,
+    "image_size": 32, "steps": 1500, "batch_size": 32, "lr": 2e-4, "g_width": 32, "d_width": 32, "z_dim": 100,
 }  # fmt: skip
-"""CPU-friendly starting values of the Train tab: a 32-px run that shows shapes within minutes."""
+"""CPU-friendly starting values of the Train tab: a 32-px run on the shapes shows its first shapes at
+about step 1,500 (~300 img/s on 2 idle cores: 2-3 minutes)."""
 
 
 def ema_decay(choice: str, steps: int) -> float:
@@ -727,6 +831,12 @@ def auto_every(steps: int, preview_every: int) -> tuple[int, int, int]:
     sample_every = int(preview_every) if preview_every and int(preview_every) > 0 else max(5, steps // 20)
     checkpoint_every = min(1000, max(100, steps // 10))
     return log_every, sample_every, checkpoint_every
+
+
+def auto_metric_every(steps: int) -> int:
+    """Steps between the cheap SWD measurements of a run: about ten per run, at least 100 steps
+    apart; none for runs under 300 steps (a few seconds of training: nothing to measure yet)."""
+    return 0 if steps < 300 else max(100, steps // 10)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -805,10 +915,156 @@ def build_app(
             mp4 = None
         return str(gif), mp4, [str(gif)] + ([mp4] if mp4 else [])
 
+    # ---- latent exploration (the Explore tab) ---------------------------------------------------
+
+    @friendly
+    def explore(
+        model: str | None, seed: int,
+        a1: float = 0.0, a2: float = 0.0, a3: float = 0.0, a4: float = 0.0,
+        a5: float = 0.0, a6: float = 0.0, a7: float = 0.0, a8: float = 0.0,
+        truncation: float = 1.0,
+    ) -> np.ndarray:  # fmt: skip
+        """Seed's image moved along the model's principal directions 1..8 by a1..a8 (in σ; all 0 = the seed's
+        own image, as `sample` draws it)."""
+        seed = clamp_int("seed", seed, 0, MAX_SEED)
+        G = models.get(model)
+        z = lab.move(G, sampling.latents([seed], G.z_dim, float(truncation)), (a1, a2, a3, a4, a5, a6, a7, a8))
+        with lab.threads(1):
+            return to_hwc(sampling.generate(G, z))
+
+    def plane_args(seed_tl, seed_tr, seed_bl, seed_br, mode: str) -> list[int]:
+        if mode not in ("slerp", "bilinear"):
+            raise AppError(f"mode must be 'slerp' or 'bilinear', got {mode!r}")
+        names = ("seed_tl", "seed_tr", "seed_bl", "seed_br")
+        return [clamp_int(n, s, 0, MAX_SEED) for n, s in zip(names, (seed_tl, seed_tr, seed_bl, seed_br))]
+
+    @friendly
+    def plane(
+        model: str | None, seed_tl: int, seed_tr: int, seed_bl: int, seed_br: int, u: float = 0.5, v: float = 0.5,
+        mode: str = "slerp", truncation: float = 1.0,
+    ) -> np.ndarray:  # fmt: skip
+        """The image at (u, v) of the plane spanned by four corner seeds (top-left, top-right, bottom-left,
+        bottom-right); u runs left to right, v top to bottom, both in [0, 1]."""
+        corners = plane_args(seed_tl, seed_tr, seed_bl, seed_br, mode)
+        u, v = float(u), float(v)
+        if not (0.0 <= u <= 1.0 and 0.0 <= v <= 1.0):
+            raise AppError(f"u and v must be in 0..1, got u={u}, v={v}")
+        G = models.get(model)
+        with lab.threads(1):
+            if u in (0.0, 1.0) and v in (0.0, 1.0):  # a corner is its seed's own image, bit for bit
+                img = sampling.sample(G, [corners[2 * int(v) + int(u)]], float(truncation))[0]
+            else:
+                _, img = latent.blend_corners(G, corners, u, v, mode=mode, truncation=float(truncation))
+        return to_hwc(img[None])
+
+    def photo_walk(G: torch.nn.Module, za: torch.Tensor, zb: torch.Tensor, frames: int) -> str:
+        """The walk between two latents, there and back, as a GIF of at least 256 px."""
+        z = latent.interpolate_latents(za, zb, frames, "slerp")  # (T, z_dim)
+        with lab.threads(frames):
+            imgs = sampling.generate(G, z)
+        imgs = torch.cat([imgs, imgs.flip(0)[1:-1]])  # A -> B -> A without repeating the end frames
+        scale = max(1, math.ceil(256 / imgs.shape[-1]))
+        return str(sampling.save_gif(imgs, lab.scratch.path("photo_walk.gif"), fps=12, scale=scale))
+
+    @friendly
+    def invert(
+        model: str | None, photo_a: Any, photo_b: Any = None, steps: int = INVERT_STEPS, frames: int = 24,
+        progress=gr.Progress(),
+    ) -> tuple:  # fmt: skip
+        """Find the latent whose image is closest to each photo (centre-cropped and resized as the model sees it).
+        Returns, for photo A and B: the target, the model's reconstruction and its RMS error (0..1 of the pixel
+        range); and with two photos the walk between their latents as a GIF."""
+        steps = clamp_int("steps", steps, 1, 2000)
+        frames = clamp_int("frames", frames, 2, 256)
+        slots = [(name, p) for name, p in (("A", photo_a), ("B", photo_b)) if p is not None]
+        if not slots:
+            raise AppError("Upload a photo first (Photo A, and Photo B for a walk between two photos).")
+        G = models.get(model)
+        total = steps * len(slots)
+        every = max(1, steps // 100)
+        res: dict[str, latent.InversionResult] = {}
+        for i, (name, photo) in enumerate(slots):
+            label = f"Photo {name}" if len(slots) > 1 else "Inverting"
+
+            def report(step: int, loss: float, i: int = i, label: str = label) -> None:
+                if step % every == 0 or step == steps:
+                    progress((i * steps + step) / total, desc=f"{label}: step {step} of {steps}")
+
+            progress(i * steps / total, desc=f"{label}: finding a start")
+            with lab.threads(32):
+                res[name] = latent.invert(G, photo, steps=steps, callback=report)
+        gif = photo_walk(G, res["A"].z, res["B"].z, frames) if len(res) == 2 else None
+        out: list[Any] = []
+        for name in "AB":
+            r = res.get(name)
+            out += [None, None, None] if r is None else [to_hwc(r.target[None]), to_hwc(r.image[None]), r.error]
+        state = {"model": model, "z": {k: r.z.tolist() for k, r in res.items()}}
+        return (*out, gif, state)
+
+    @friendly
+    def walk_photos(model: str | None, frames: int, state: dict | None) -> str:
+        z = (state or {}).get("z", {})
+        if "A" not in z or "B" not in z:
+            raise AppError("Invert two photos first (Photo A and Photo B); then the walk goes between them.")
+        if state.get("model") != model:
+            raise AppError("These photos were inverted with another model; press Invert again for this one.")
+        G = models.get(model)
+        return photo_walk(G, torch.tensor(z["A"]), torch.tensor(z["B"]), clamp_int("frames", frames, 2, 256))
+
+    @friendly
+    def arithmetic(
+        model: str | None, seeds_a: str, seeds_b: str, seeds_c: str, truncation: float = 1.0
+    ) -> list[tuple[np.ndarray, str]]:
+        """Vector arithmetic on mean latents (the DCGAN paper's): the images of mean z(A), mean z(B), mean z(C)
+        and of A − B + C. Seeds are comma-separated, ranges allowed: "1, 5, 9" or "10-13"."""
+        a, b, c = parse_seeds("Seeds A", seeds_a), parse_seeds("Seeds B", seeds_b), parse_seeds("Seeds C", seeds_c)
+        G = models.get(model)
+        with lab.threads(1):
+            imgs = latent.arithmetic_images(G, a, b, c, truncation=float(truncation))  # (4, C, H, W)
+        captions = [f"mean of A ({len(a)})", f"mean of B ({len(b)})", f"mean of C ({len(c)})", "A − B + C"]
+        return [(to_hwc(imgs[i : i + 1]), cap) for i, cap in enumerate(captions)]
+
+    # ---- the Hugging Face Hub ---------------------------------------------------------------------
+
+    @friendly
+    def hub_load(repo_id: str) -> str:
+        """Download a GAN Lab model from the Hub (user/name) and select it in the model picker."""
+        rid = gan.hub.check_repo_id(repo_id or "")
+        if not is_repo_id(rid):  # a local path of that name shadows the id in the picker
+            raise AppError(f"{rid!r} is also a path on this server; it cannot be loaded as a Hub repo id here.")
+        G = models.get(rid, reload=True)
+        models.add_hub(rid)
+        c = G.config
+        commit = f" at commit `{G.commit[:8]}`" if getattr(G, "commit", None) else ""
+        return f"Loaded **{rid}**{commit}: {c.image_size}×{c.image_size}, z {c.z_dim}. It is now the selected model."
+
+    def hub_push(model: str | None, repo_id: str, token: str = "", private: bool = False) -> str:
+        """Push the model to the Hub as repo_id (user/name) with a write token (empty: the server's HF_TOKEN);
+        returns a link to the repo. The token is used for this call only: never stored, logged or returned."""
+        msg = None
+        try:
+            src = models.folder(model)
+            rid = gan.hub.check_repo_id(repo_id or "")
+            url = gan.push_to_hub(src, rid, token=(token or "").strip() or None, private=bool(private))
+        except gr.Error as e:
+            msg = str(e.message)
+        except USER_ERRORS as e:
+            msg = str(e)
+        except Exception as e:  # no traceback: its frames and the library's exception may hold the request
+            msg = f"the push failed ({type(e).__name__}: {e})"
+            print(f"hub_push: {scrub(msg, token)}", file=sys.stderr)
+        if msg is not None:  # raised here, outside the handler: no exception context that holds the token
+            msg = scrub(msg, token)
+            token = ""
+            raise gr.Error(msg, print_exception=False)
+        token = ""  # noqa: F841  (the only reference this function held)
+        shown = "private" if private else "public"
+        return f"Pushed **{model}** to [{url}]({url}) ({shown})."
+
     @friendly
     def train(
         source: str = "synthetic", files: list[str] | None = None, folder: str = "", image_size: int = 32,
-        channels: int = 3, steps: int = 500, batch_size: int = 32, lr: float = 2e-4, loss: str = "bce",
+        channels: int = 3, steps: int = 1500, batch_size: int = 32, lr: float = 2e-4, loss: str = "bce",
         augment: str = "diffaugment", ema: str = "auto", precision: str = "fp32", g_width: int = 32,
         d_width: int = 32, z_dim: int = 100, xflip: bool = True, seed: int = 0, preview_every: int = 0,
         max_minutes: float = 0.0,
@@ -829,7 +1085,7 @@ def build_app(
             steps=steps, batch_size=clamp_int("batch_size", batch_size, 1, 4096), lr_g=float(lr), lr_d=float(lr),
             loss=loss, augment=augment, ema_decay=ema_decay(ema, steps), precision=precision, xflip=bool(xflip),
             seed=seed, log_every=log_every, sample_every=sample_every, checkpoint_every=ckpt_every,
-            max_minutes=float(max_minutes or 0.0),
+            metric_every=auto_metric_every(steps), max_minutes=float(max_minutes or 0.0),
             n_sample=64 if spec.image_size <= 64 else 36, extra={"data": spec.describe()},
         )  # fmt: skip
         data = lab.data(spec)
@@ -859,16 +1115,19 @@ def build_app(
             raise AppError(f"Run {run} is already at step {done}; set Steps above that to continue it.")
         dm = meta["data"]
         spec = DataSpec(dm["kind"], dm["image_size"], dm["channels"], tuple(dm["paths"]), dm.get("seed", 0))
-        train_cfg = gan.TrainConfig.from_dict(meta["train_config"]).replace(steps=steps)
+        train_cfg = gan.TrainConfig.from_dict(meta["train_config"])
+        train_cfg = train_cfg.replace(steps=steps, metric_every=auto_metric_every(steps))
         data = lab.data(spec)
-        rows = []
+        rows, metrics = [], []
         log_p = d / "log.jsonl"
-        if log_p.is_file():  # the loss history so far, so the plot continues
+        if log_p.is_file():  # the loss and metric history so far, so the plots continue
             for line in log_p.read_text().splitlines():
                 ev = json.loads(line)
                 if ev.get("event") == "StepLog" and ev["step"] <= done:
                     rows.append({k: ev[k] for k in ("step", "loss_d", "loss_g", "d_real", "d_fake")})
-        job = trainer.start(None, train_cfg, data, spec, d, resume=d, rows=rows)
+                elif ev.get("event") == "Metric" and ev["step"] <= done:
+                    metrics.append({"step": ev["step"], ev["name"]: ev["value"]})
+        job = trainer.start(None, train_cfg, data, spec, d, resume=d, rows=rows, metrics=metrics)
         return f"Resuming `{job.name}` from step {done} up to {steps}."
 
     def stop() -> str:
@@ -894,18 +1153,52 @@ def build_app(
             gr.DownloadButton(value=z, visible=z is not None),
             gr.Markdown(visible=not has_any),
             gr.Markdown(visible=not has_any),
+            gr.Markdown(visible=not has_any),
         )
 
-    def direction_sliders(key: str | None):
+    def direction_labels(key: str | None, n: int) -> list[str]:
+        """Slider labels for the model's first n principal directions (plain ones when it cannot load)."""
         try:
-            G = models.get(key) if key else None
+            dirs = lab.directions(models.get(key)) if key else None
         except Exception:
-            G = None
-        labels = lab.directions(G)[1] if G is not None else [f"z[{i}]" for i in range(N_DIRECTIONS)]
+            dirs = None
+        if dirs is None:
+            return [f"Direction {i + 1}" for i in range(n)]
+        return [f"Direction {i + 1} · {100 * float(e):.0f}% of variance" for i, e in enumerate(dirs.explained[:n])]
+
+    def direction_sliders(key: str | None):
+        labels = direction_labels(key, N_DIRECTIONS)
         return [
             gr.Slider(value=0.0, label=labels[i] if i < len(labels) else "", visible=i < len(labels))
             for i in range(N_DIRECTIONS)
         ]
+
+    def explore_panel(key: str | None):
+        """The Explore tab's sliders (reset, labelled) and each direction's strip, for a model."""
+        labels = direction_labels(key, N_EXPLORE)
+        try:
+            strips = lab.strips(models.get(key)) if key else []
+        except Exception:
+            strips = []
+        sliders = [
+            gr.Slider(value=0.0, label=labels[i] if i < len(labels) else "", visible=i < len(labels))
+            for i in range(N_EXPLORE)
+        ]
+        images = [
+            gr.Image(value=strips[i] if i < len(strips) else None, visible=i < len(labels)) for i in range(N_EXPLORE)
+        ]
+        return sliders + images
+
+    def plane_overview(model, seed_tl, seed_tr, seed_bl, seed_br, mode, truncation):
+        """The seed plane as a PLANE_N x PLANE_N grid (quietly empty when it cannot be drawn)."""
+        try:
+            corners = plane_args(seed_tl, seed_tr, seed_bl, seed_br, mode)
+            G = models.get(model)
+            with lab.threads(1):
+                a = latent.blend_plane(G, corners, PLANE_N, mode=mode, truncation=float(truncation))
+            return a[..., 0] if a.shape[-1] == 1 else a
+        except Exception:
+            return None
 
     def refresh_models(current: str | None):
         ch = models.choices()
@@ -937,12 +1230,13 @@ def build_app(
     def pick_seed(seeds: list[int], evt: gr.SelectData):
         i = evt.index if isinstance(evt.index, int) else None
         if i is None or not 0 <= i < len(seeds or []):
-            return gr.skip(), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         s = seeds[i]
         return (
             s,
             gr.Button(interactive=True, value=f"Seed {s} → Interpolate A"),
             gr.Button(interactive=True, value=f"Seed {s} → Interpolate B"),
+            gr.Button(interactive=True, value=f"Seed {s} → Explore"),
         )
 
     def go_to(tab: str):
@@ -958,7 +1252,7 @@ def build_app(
     def source_widgets(source: str):
         return gr.File(visible=source == "upload"), gr.Textbox(visible=source == "folder")
 
-    n_outputs_train = 14
+    n_outputs_train = 15
 
     def train_panel(sess: dict | None, current: str | None, force: bool = False):
         """Everything the Train tab shows about the job; skipped when nothing changed since the last call."""
@@ -972,6 +1266,7 @@ def build_app(
             status = "No training run yet. Pick data and options, then press **Start**."
             alive = False
             df_loss = df_prob = None
+            metric_plot_update = gr.LinePlot(visible=False)
             grid = None
             data_md, examples = gr.skip(), gr.skip()
             model_zip, use_btn = gr.DownloadButton(visible=False), gr.Button(visible=False)
@@ -980,6 +1275,7 @@ def build_app(
             alive = job.alive
             status = status_line(job, snap)
             df_loss, df_prob = plot_frames(snap["losses"])
+            metric_plot_update = gr.LinePlot(value=metric_frame(snap["metrics"]), visible=job.metric_every > 0)
             grid = job.grid if sess.get("grid") != [job.id, job.grid_step] else gr.skip()
             if sess.get("job") != job.id:
                 data_md = f"Data of `{job.name}`: " + report_markdown(job.data)
@@ -1003,6 +1299,7 @@ def build_app(
             status,
             df_loss,
             df_prob,
+            metric_plot_update,
             grid,
             gr.Button(interactive=not alive),
             gr.Button(interactive=alive),
@@ -1044,6 +1341,26 @@ def build_app(
                 with gr.Row():
                     refresh_btn = gr.Button("↻ Rescan models", size="sm", min_width=120)
                     model_zip_btn = gr.DownloadButton("Download model (.zip)", visible=False, size="sm", min_width=160)
+        with gr.Accordion("Hugging Face Hub: load a model by repo id, or push the selected one", open=False):
+            with gr.Row():
+                with gr.Column(min_width=280):
+                    hub_repo = gr.Textbox(
+                        label="Load a model from the Hub", placeholder="user/name", max_lines=1, elem_id="hub-repo"
+                    )
+                    hub_load_btn = gr.Button("Load", size="sm", elem_id="hub-load")
+                with gr.Column(min_width=280):
+                    push_repo = gr.Textbox(
+                        label="Push the selected model to", placeholder="your-user-name/my-gan", max_lines=1
+                    )
+                    with gr.Row(equal_height=True):
+                        hub_token = gr.Textbox(
+                            label="Hub token (write access)", type="password", max_lines=1, scale=3,
+                            placeholder="hf_…  (leave empty to use HF_TOKEN)", elem_id="hub-token",
+                        )  # fmt: skip
+                        hub_private = gr.Checkbox(False, label="Private repo", scale=1, min_width=100)
+                    hub_push_btn = gr.Button("Push to the Hub", size="sm", variant="primary", elem_id="hub-push")
+            gr.Markdown(token_note(on_space), elem_classes=["gan-note"])
+            hub_status = gr.Markdown("", elem_id="hub-status")
 
         with gr.Tabs() as tabs:
             # ---- Sample ------------------------------------------------------------------------
@@ -1065,6 +1382,7 @@ def build_app(
                         with gr.Row():
                             to_a = gr.Button("→ Interpolate A", interactive=False, size="sm", elem_id="to-a")
                             to_b = gr.Button("→ Interpolate B", interactive=False, size="sm")
+                            to_e = gr.Button("→ Explore", interactive=False, size="sm", elem_id="to-explore")
                         png_btn = gr.DownloadButton("Download PNG", visible=False)
                     with gr.Column(scale=2):
                         grid_img = gr.Image(
@@ -1099,8 +1417,14 @@ def build_app(
                             elem_id="interp-image", elem_classes=["pixelated"], buttons=["download", "fullscreen"],
                         )  # fmt: skip
                     with gr.Column(scale=1, min_width=280):
-                        gr.Markdown("**Latent directions**: move the current latent (raw z components for now).")
-                        dirs = [gr.Slider(-3.0, 3.0, value=0.0, step=0.1, label=f"z[{i}]") for i in range(N_DIRECTIONS)]
+                        gr.Markdown(
+                            "**Principal directions** (in σ): move the current latent along the model's main "
+                            "axes of variation. The **Explore** tab shows what each one does."
+                        )
+                        dirs = [
+                            gr.Slider(-3.0, 3.0, value=0.0, step=0.1, label=f"Direction {i + 1}")
+                            for i in range(N_DIRECTIONS)
+                        ]
                         reset_dirs = gr.Button("Reset directions", size="sm")
                 with gr.Accordion("Animation: the walk from A to B", open=True):
                     with gr.Row(equal_height=True):
@@ -1117,6 +1441,172 @@ def build_app(
                             label="MP4", interactive=False, height=300, loop=True, elem_classes=["pixelated"]
                         )
                         walk_files = gr.File(label="Downloads", file_count="multiple", interactive=False)
+
+            # ---- Explore -------------------------------------------------------------------------
+            with gr.Tab("Explore", id="explore"):
+                notice_e = gr.Markdown("### " + NO_MODEL, visible=not has_model)
+                with gr.Tabs():
+                    with gr.Tab("Directions", id="directions"):
+                        with gr.Row():
+                            with gr.Column(scale=2, min_width=300):
+                                with gr.Row(equal_height=True):
+                                    ex_seed = gr.Number(
+                                        0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=3,
+                                        elem_id="explore-seed",
+                                    )  # fmt: skip
+                                    ex_dice = gr.Button("Random", scale=0, min_width=80)
+                                ex_img = gr.Image(
+                                    label="Seed moved along the directions", format="png", interactive=False,
+                                    height=380, elem_id="explore-image", elem_classes=["pixelated"],
+                                    buttons=["download", "fullscreen"],
+                                )  # fmt: skip
+                                with gr.Row(equal_height=True):
+                                    ex_trunc = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", scale=3)
+                                    ex_reset = gr.Button("Reset sliders", size="sm", scale=1, min_width=100)
+                            with gr.Column(scale=3, min_width=420):
+                                gr.Markdown(
+                                    "The model's **principal directions** (GANSpace): the latent axes along which "
+                                    "its images vary most, strongest first. Sliders are in σ (one standard "
+                                    f"deviation of random latents along that axis). Each strip shows seed {STRIP_SEED} "
+                                    f"at {', '.join(f'{a:+g}' for a in STRIP_AMOUNTS)} σ.",
+                                    elem_classes=["gan-note"],
+                                )
+                                ex_dirs, ex_strips = [], []
+                                for i in range(N_EXPLORE):
+                                    with gr.Row(equal_height=True, elem_classes=["direction-row"]):
+                                        ex_dirs.append(
+                                            gr.Slider(
+                                                -4.0,
+                                                4.0,
+                                                value=0.0,
+                                                step=0.1,
+                                                label=f"Direction {i + 1}",
+                                                scale=2,
+                                                min_width=180,
+                                                elem_id=f"explore-d{i + 1}",
+                                            )  # fmt: skip
+                                        )
+                                        ex_strips.append(
+                                            gr.Image(
+                                                show_label=False,
+                                                format="png",
+                                                interactive=False,
+                                                height=68,
+                                                container=False,
+                                                buttons=[],
+                                                scale=3,
+                                                min_width=200,
+                                                elem_classes=["pixelated", "strip"],
+                                                elem_id=f"explore-strip{i + 1}",
+                                            )  # fmt: skip
+                                        )
+                    with gr.Tab("Seed plane", id="plane"):
+                        with gr.Row():
+                            with gr.Column(scale=1, min_width=280):
+                                gr.Markdown(
+                                    "Four seeds at the corners of a square; **u** and **v** move between them "
+                                    "(u left → right, v top → bottom).",
+                                    elem_classes=["gan-note"],
+                                )
+                                with gr.Row():
+                                    pl_tl = gr.Number(
+                                        1, label="Top-left seed", precision=0, minimum=0, maximum=MAX_SEED
+                                    )
+                                    pl_tr = gr.Number(
+                                        2, label="Top-right seed", precision=0, minimum=0, maximum=MAX_SEED
+                                    )
+                                with gr.Row():
+                                    pl_bl = gr.Number(
+                                        3, label="Bottom-left seed", precision=0, minimum=0, maximum=MAX_SEED
+                                    )
+                                    pl_br = gr.Number(
+                                        4, label="Bottom-right seed", precision=0, minimum=0, maximum=MAX_SEED
+                                    )
+                                pl_dice = gr.Button("Random corners", size="sm")
+                                pl_u = gr.Slider(
+                                    0.0, 1.0, value=0.5, step=0.01, label="u (left → right)", elem_id="plane-u"
+                                )
+                                pl_v = gr.Slider(
+                                    0.0, 1.0, value=0.5, step=0.01, label="v (top → bottom)", elem_id="plane-v"
+                                )
+                                with gr.Row():
+                                    pl_mode = gr.Radio(["slerp", "bilinear"], value="slerp", label="Blend", scale=1)
+                                    pl_trunc = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", scale=2)
+                            with gr.Column(scale=1, min_width=280):
+                                pl_img = gr.Image(
+                                    label="Image at (u, v)", format="png", interactive=False, height=400,
+                                    elem_id="plane-image", elem_classes=["pixelated"],
+                                    buttons=["download", "fullscreen"],
+                                )  # fmt: skip
+                            with gr.Column(scale=1, min_width=280):
+                                pl_grid = gr.Image(
+                                    label=f"The whole plane ({PLANE_N}×{PLANE_N})", format="png", interactive=False,
+                                    height=400, elem_id="plane-grid", elem_classes=["pixelated"],
+                                    buttons=["download", "fullscreen"],
+                                )  # fmt: skip
+                    with gr.Tab("Your photos", id="invert"):
+                        gr.Markdown(
+                            "Upload a photo: the app searches the latent space for the image of this model that "
+                            "comes closest to it (**inversion**). With a second photo it also walks from one "
+                            "to the other. A model only reproduces what it has learned: a cat model turns "
+                            "anything into a cat.",
+                            elem_classes=["gan-note"],
+                        )
+                        with gr.Row():
+                            for name in "AB":
+                                with gr.Column(scale=1, min_width=260):
+                                    photo = gr.Image(
+                                        label=f"Photo {name}" + (" (optional)" if name == "B" else ""), type="pil",
+                                        sources=["upload", "clipboard"], height=220, elem_id=f"photo-{name.lower()}",
+                                    )  # fmt: skip
+                                    with gr.Row():
+                                        tgt = gr.Image(
+                                            label="as the model sees it", format="png", interactive=False, height=150,
+                                            elem_classes=["pixelated"], buttons=["download"],
+                                        )  # fmt: skip
+                                        rec = gr.Image(
+                                            label="reconstruction", format="png", interactive=False, height=150,
+                                            elem_classes=["pixelated"], buttons=["download"],
+                                            elem_id=f"recon-{name.lower()}",
+                                        )  # fmt: skip
+                                    err = gr.Number(label="RMS error (0 = identical, 1 = opposite)", interactive=False)
+                                    if name == "A":
+                                        photo_a, tgt_a, rec_a, err_a = photo, tgt, rec, err
+                                    else:
+                                        photo_b, tgt_b, rec_b, err_b = photo, tgt, rec, err
+                            with gr.Column(scale=1, min_width=260):
+                                inv_steps = gr.Slider(
+                                    10, 1000, value=INVERT_STEPS, step=10, label="Optimisation steps",
+                                    info="more: closer, slower (150 take a few seconds on a CPU)",
+                                )  # fmt: skip
+                                inv_btn = gr.Button("Invert", variant="primary", elem_id="invert")
+                                inv_frames = gr.Slider(2, 128, value=24, step=1, label="Frames of the walk A → B")
+                                inv_walk_btn = gr.Button("Render the walk again", size="sm")
+                                inv_gif = gr.Image(
+                                    label="Walk between the two photos (GIF)", type="filepath", interactive=False,
+                                    height=260, elem_classes=["pixelated"], buttons=["download", "fullscreen"],
+                                )  # fmt: skip
+                        inv_state = gr.State({})
+                    with gr.Tab("Vector arithmetic", id="arithmetic"):
+                        with gr.Row():
+                            with gr.Column(scale=1, min_width=300):
+                                gr.Markdown(
+                                    "As in the DCGAN paper: average the latents of a few seeds per group, then "
+                                    "compute **A − B + C** (e.g. smiling woman − woman + man = smiling man). "
+                                    "Pick seeds in the Sample tab; ranges like `10-13` work.",
+                                    elem_classes=["gan-note"],
+                                )
+                                ar_a = gr.Textbox("1, 2, 3", label="Seeds A", max_lines=1)
+                                ar_b = gr.Textbox("4, 5, 6", label="Seeds B (subtracted)", max_lines=1)
+                                ar_c = gr.Textbox("7, 8, 9", label="Seeds C (added)", max_lines=1)
+                                ar_trunc = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ")
+                                ar_btn = gr.Button("Compute A − B + C", variant="primary")
+                            with gr.Column(scale=2):
+                                ar_gallery = gr.Gallery(
+                                    label="mean A, mean B, mean C, and A − B + C", columns=4, height=320,
+                                    object_fit="contain", allow_preview=False, format="png",
+                                    elem_id="arithmetic", elem_classes=["pixelated"],
+                                )  # fmt: skip
 
             # ---- Train -------------------------------------------------------------------------------
             with gr.Tab("Train", id="train"):
@@ -1196,6 +1686,10 @@ def build_app(
                                 None, x="step", y="value", color="series", title="Discriminator outputs",
                                 y_title="mean probability", y_lim=[0, 1], height=260, elem_id="prob-plot",
                             )  # fmt: skip
+                            metric_plot = gr.LinePlot(
+                                None, x="step", y="swd", title="SWD (lower is better)", y_title="SWD ×10³",
+                                height=260, elem_id="metric-plot", visible=False,
+                            )  # fmt: skip
                         live_grid = gr.Image(
                             label="Samples from fixed noise", format="png", interactive=False, height=420,
                             elem_id="live-grid", elem_classes=["pixelated"],
@@ -1219,12 +1713,16 @@ def build_app(
 
         # ---- events -----------------------------------------------------------------------------
 
-        model_outs = [model_info, model_zip_btn, notice_s, notice_i]
+        model_outs = [model_info, model_zip_btn, notice_s, notice_i, notice_e]
         sample_in = [model_dd, seed, n, truncation]
         gallery_outs = [gallery, seeds_md, png_btn, seeds_state]
         interp_in = [model_dd, seed_a, seed_b, t, mode, truncation_i, *dirs]
+        explore_in = [model_dd, ex_seed, *ex_dirs, ex_trunc]
+        plane_in = [model_dd, pl_tl, pl_tr, pl_bl, pl_br, pl_u, pl_v, pl_mode, pl_trunc]
+        overview_in = [model_dd, pl_tl, pl_tr, pl_bl, pl_br, pl_mode, pl_trunc]
+        invert_outs = [tgt_a, rec_a, err_a, tgt_b, rec_b, err_b, inv_gif, inv_state]
         train_outs = [
-            train_status, loss_plot, prob_plot, live_grid, start_btn, stop_btn, resume_btn, resume_run,
+            train_status, loss_plot, prob_plot, metric_plot, live_grid, start_btn, stop_btn, resume_btn, resume_run,
             run_zip_btn, use_btn, data_md, data_examples, model_dd, sess,
         ]  # fmt: skip
         assert len(train_outs) == n_outputs_train
@@ -1241,6 +1739,21 @@ def build_app(
             except Exception:
                 return None
 
+        def render_explore_quietly(*args):
+            try:
+                return explore(*args)
+            except Exception:
+                return None
+
+        def render_plane_quietly(*args):
+            try:
+                return plane(*args)
+            except Exception:
+                return None
+
+        def random_seeds(k: int):
+            return [random.randint(0, 9_999_999) for _ in range(k)]
+
         # sample
         gen_btn.click(sample, sample_in, grid_img, api_name="sample").success(
             seeds_gallery, sample_in, gallery_outs, api_visibility="private"
@@ -1255,9 +1768,10 @@ def build_app(
         dice.click(lambda: random.randint(0, 9_999_999), None, seed, api_visibility="private").then(
             sample, sample_in, grid_img, api_visibility="private"
         ).success(seeds_gallery, sample_in, gallery_outs, api_visibility="private")
-        gallery.select(pick_seed, seeds_state, [picked, to_a, to_b], api_visibility="private")
+        gallery.select(pick_seed, seeds_state, [picked, to_a, to_b, to_e], api_visibility="private")
         to_a.click(lambda s: (s, go_to("interpolate")), picked, [seed_a, tabs], api_visibility="private")
         to_b.click(lambda s: (s, go_to("interpolate")), picked, [seed_b, tabs], api_visibility="private")
+        to_e.click(lambda s: (s, go_to("explore")), picked, [ex_seed, tabs], api_visibility="private")
         to_train_s.click(lambda: go_to("train"), None, tabs, api_visibility="private")
 
         # interpolate: t is live (always_last, no progress overlay); other inputs re-render too
@@ -1277,12 +1791,67 @@ def build_app(
             [walk_gif, walk_mp4, walk_files], api_name="walk",
         )  # fmt: skip
 
+        # explore: directions (live sliders), the seed plane, photo inversion, vector arithmetic
+        gr.on(
+            [*[d.input for d in ex_dirs], ex_trunc.input, ex_seed.change],
+            explore, explore_in, ex_img,
+            api_name="explore", trigger_mode="always_last", show_progress="hidden",
+        )  # fmt: skip
+        ex_dice.click(lambda: random.randint(0, 9_999_999), None, ex_seed, api_visibility="private")
+        ex_reset.click(lambda: [0.0] * N_EXPLORE, None, ex_dirs, api_visibility="private").then(
+            render_explore_quietly, explore_in, ex_img, api_visibility="private", show_progress="hidden"
+        )
+        gr.on(
+            [pl_u.input, pl_v.input], plane, plane_in, pl_img,
+            api_name="plane", trigger_mode="always_last", show_progress="hidden",
+        )  # fmt: skip
+        gr.on(
+            [pl_tl.change, pl_tr.change, pl_bl.change, pl_br.change, pl_mode.change, pl_trunc.input],
+            render_plane_quietly, plane_in, pl_img,
+            api_visibility="private", trigger_mode="always_last", show_progress="hidden",
+        ).then(plane_overview, overview_in, pl_grid, api_visibility="private", show_progress="hidden")  # fmt: skip
+        pl_dice.click(lambda: random_seeds(4), None, [pl_tl, pl_tr, pl_bl, pl_br], api_visibility="private")
+        inv_btn.click(invert, [model_dd, photo_a, photo_b, inv_steps, inv_frames], invert_outs, api_name="invert")
+        inv_walk_btn.click(walk_photos, [model_dd, inv_frames, inv_state], inv_gif, api_visibility="private")
+        ar_btn.click(arithmetic, [model_dd, ar_a, ar_b, ar_c, ar_trunc], ar_gallery, api_name="arithmetic")
+        gr.on(
+            [ar_a.submit, ar_b.submit, ar_c.submit, ar_trunc.release],
+            arithmetic, [model_dd, ar_a, ar_b, ar_c, ar_trunc], ar_gallery,
+            api_visibility="private", trigger_mode="always_last",
+        )  # fmt: skip
+
+        def render_explore_all(model, seed, truncation, tl, tr, bl, br, u, v, blend, plane_truncation):
+            """Everything the Explore tab draws for a model (after a model change or a page load)."""
+            panel = explore_panel(model)  # sliders back to 0, new labels and strips
+            image = render_explore_quietly(model, seed, *[0.0] * N_EXPLORE, truncation)
+            plane_image = render_plane_quietly(model, tl, tr, bl, br, u, v, blend, plane_truncation)
+            overview = plane_overview(model, tl, tr, bl, br, blend, plane_truncation)
+            return [*panel, image, plane_image, overview]
+
+        explore_all_in = [model_dd, ex_seed, ex_trunc, pl_tl, pl_tr, pl_bl, pl_br, pl_u, pl_v, pl_mode, pl_trunc]
+        explore_all_outs = [*ex_dirs, *ex_strips, ex_img, pl_img, pl_grid]
+
+        # the Hub
+        hub_load_btn.click(hub_load, hub_repo, hub_status, api_name="hub_load").success(
+            lambda rid: gr.Dropdown(choices=models.choices(), value=rid.strip()), hub_repo, model_dd,
+            api_visibility="private",
+        )  # fmt: skip
+        hub_repo.submit(hub_load, hub_repo, hub_status, api_visibility="private").success(
+            lambda rid: gr.Dropdown(choices=models.choices(), value=rid.strip()), hub_repo, model_dd,
+            api_visibility="private",
+        )  # fmt: skip
+        hub_push_btn.click(
+            hub_push, [model_dd, push_repo, hub_token, hub_private], hub_status, api_name="hub_push"
+        ).then(lambda: "", None, hub_token, api_visibility="private", show_progress="hidden")  # the token goes
+
         # model picker
         model_dd.change(model_widgets, model_dd, model_outs, api_visibility="private").then(
             direction_sliders, model_dd, dirs, api_visibility="private"
         ).then(render_sample_quietly, sample_in, grid_img, api_visibility="private").then(
             seeds_gallery, sample_in, gallery_outs, api_visibility="private"
-        ).then(render_interp_quietly, interp_in, interp_img, api_visibility="private", show_progress="hidden")
+        ).then(render_interp_quietly, interp_in, interp_img, api_visibility="private", show_progress="hidden").then(
+            render_explore_all, explore_all_in, explore_all_outs, api_visibility="private", show_progress="hidden"
+        )
         refresh_btn.click(refresh_models, model_dd, model_dd, api_visibility="private").then(
             model_widgets, model_dd, model_outs, api_visibility="private"
         )
@@ -1328,7 +1897,9 @@ def build_app(
             lambda s, m: train_panel(s, m, True), [sess, model_dd], train_outs, api_visibility="private"
         ).then(render_sample_quietly, sample_in, grid_img, api_visibility="private").then(
             seeds_gallery, sample_in, gallery_outs, api_visibility="private"
-        ).then(render_interp_quietly, interp_in, interp_img, api_visibility="private")
+        ).then(render_interp_quietly, interp_in, interp_img, api_visibility="private").then(
+            render_explore_all, explore_all_in, explore_all_outs, api_visibility="private", show_progress="hidden"
+        )
 
     demo.lab = lab  # for tests and main(): the shared state (trainer, models)
     return demo
@@ -1348,11 +1919,19 @@ def plot_frames(rows: list[dict]) -> tuple[pd.DataFrame | None, pd.DataFrame | N
     )
 
 
+def metric_frame(metrics: list[dict]) -> pd.DataFrame | None:
+    """Metric rows ({"step": s, "swd": v}) -> the SWD LinePlot's frame."""
+    rows = [m for m in metrics if "swd" in m]
+    return pd.DataFrame(rows, columns=["step", "swd"]) if rows else None
+
+
 def status_line(job: Job, snap: dict[str, Any]) -> str:
     step, steps = snap["step"], snap["steps"]
     pct = f"{100 * step / max(steps, 1):.0f}%"
     last = snap["losses"][-1] if snap["losses"] else None
     losses = f" · loss D {last['loss_d']:.3f} · G {last['loss_g']:.3f}" if last else ""
+    swd = [m["swd"] for m in snap.get("metrics", []) if "swd" in m]
+    losses += f" · SWD {swd[-1]:.1f}" if swd else ""
     st = snap["status"]
     if st == "starting":
         return f"**Starting** `{job.name}`: preparing models…"
@@ -1375,6 +1954,24 @@ def status_line(job: Job, snap: dict[str, Any]) -> str:
             "**Resume** continues it; the model so far is in the model picker."
         )
     return f"**{st.capitalize()}** `{job.name}` at step {step}: {snap['message']}"
+
+
+def token_note(on_space: bool) -> str:
+    """What the Hub panel says about tokens."""
+    keep = "It is used for that one push: the box is cleared afterwards, and it is never stored, logged or shown."
+    if on_space:
+        secret = (
+            "Left empty, the push uses this Space's `HF_TOKEN` secret, and that pushes **as the Space owner**, "
+            "whoever presses the button."
+            if os.environ.get("HF_TOKEN")
+            else "This Space has no `HF_TOKEN` secret, so pushing needs your token."
+        )
+        mine = "paste your own write token (huggingface.co/settings/tokens) to push as yourself."
+        return f"**Token**: {mine} {secret} {keep}"
+    return (
+        "**Token**: a write token from huggingface.co/settings/tokens; left empty, the push uses `HF_TOKEN` or "
+        f"your `hf auth login`. {keep}"
+    )
 
 
 def launch_options() -> dict[str, Any]:

@@ -24,6 +24,12 @@ from gradio_client.exceptions import AppError  # noqa: E402
 
 import app  # noqa: E402
 
+# gradio 6.31's queue calls pandas APIs that pandas 3 deprecates; not ours to fix
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
+
 TINY = gan.ModelConfig(image_size=16, z_dim=16, g_width=8, d_width=8)
 TINY_TRAIN = dict(source="synthetic", image_size=16, channels=3, g_width=8, d_width=8, z_dim=16, batch_size=16)
 

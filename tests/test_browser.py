@@ -24,9 +24,14 @@ ARGS = [
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 KEEP_SHOTS = os.environ.get("GAN_LAB_SCREENSHOTS") == "1"
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium to run the browser test"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium to run the browser test"
+    ),
+    # gradio 6.31's queue calls pandas APIs that pandas 3 deprecates; not ours to fix
+    pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
+    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+]
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pip package is not installed")
 expect = sync_api.expect
 
