@@ -80,6 +80,7 @@ CSS = """
 .pixelated .image-frame img { width: 100% !important; height: 100% !important; object-fit: contain !important; }
 .pixelated img, .pixelated video { image-rendering: pixelated; }
 .gan-status { min-height: 2.6em; }
+.strip .icon-button-wrapper { display: none; }  /* a direction's strip: just the picture */
 #gan-header h1 { margin-bottom: 0; }
 #model-info p { margin: 0.2em 0; }
 """
@@ -751,10 +752,13 @@ class Lab:
 
     def move(self, G: torch.nn.Module, z: torch.Tensor, amounts: Any) -> torch.Tensor:
         """z moved along G's principal directions by `amounts` in σ (missing ones count 0)."""
-        dirs = self.directions(G)
-        a = [float(x or 0.0) for x in amounts][: len(dirs)]
+        a = [float(x or 0.0) for x in amounts]
         if not all(math.isfinite(x) and abs(x) <= 10 for x in a):
             raise AppError(f"direction amounts are in σ and must be within ±10, got {a}")
+        if not any(a):  # nothing to move: no need for the directions
+            return z
+        dirs = self.directions(G)
+        a = a[: len(dirs)]
         return latent.edit(z, dirs, a + [0.0] * (len(dirs) - len(a)))
 
     def walk_latents(
@@ -1029,10 +1033,17 @@ def build_app(
     @friendly
     def hub_load(repo_id: str) -> str:
         """Download a GAN Lab model from the Hub (user/name) and select it in the model picker."""
-        rid = gan.hub.check_repo_id(repo_id or "")
-        if not is_repo_id(rid):  # a local path of that name shadows the id in the picker
-            raise AppError(f"{rid!r} is also a path on this server; it cannot be loaded as a Hub repo id here.")
-        G = models.get(rid, reload=True)
+        try:
+            rid = gan.hub.check_repo_id(repo_id or "")
+            if not is_repo_id(rid):  # a local path of that name shadows the id in the picker
+                raise AppError(f"{rid!r} is also a path on this server, so the picker cannot take it as a repo id")
+            G = models.get(rid, reload=True)
+        except (gan.HubError, gan.ModelLoadError, AppError) as e:
+            msg = f"Not loaded: {e}"
+        else:
+            msg = None
+        if msg:  # raised outside the handler: no chained exception from the Hub client
+            raise AppError(msg)
         models.add_hub(rid)
         c = G.config
         commit = f" at commit `{G.commit[:8]}`" if getattr(G, "commit", None) else ""
@@ -1051,15 +1062,12 @@ def build_app(
         except USER_ERRORS as e:
             msg = str(e)
         except Exception as e:  # no traceback: its frames and the library's exception may hold the request
-            msg = f"the push failed ({type(e).__name__}: {e})"
-            print(f"hub_push: {scrub(msg, token)}", file=sys.stderr)
+            msg = f"{type(e).__name__}: {e}"
+            print(f"hub_push failed: {scrub(msg, token)}", file=sys.stderr)
         if msg is not None:  # raised here, outside the handler: no exception context that holds the token
-            msg = scrub(msg, token)
-            token = ""
-            raise gr.Error(msg, print_exception=False)
-        token = ""  # noqa: F841  (the only reference this function held)
-        shown = "private" if private else "public"
-        return f"Pushed **{model}** to [{url}]({url}) ({shown})."
+            raise gr.Error("Not pushed: " + scrub(msg, token), print_exception=False)
+        name = (model or "").removeprefix(RUN_PREFIX)
+        return f"Pushed **{name}** to [{url}]({url}) ({'private' if private else 'public'})."
 
     @friendly
     def train(
@@ -1139,7 +1147,8 @@ def build_app(
         and its latest sample grid."""
         job = trainer.job
         if job is None:
-            return {"status": "idle", "step": 0, "steps": 0, "losses": [], "message": "no training run yet"}, None
+            idle = {"status": "idle", "step": 0, "steps": 0, "losses": [], "metric_every": 0, "metrics": []}
+            return {**idle, "message": "no training run yet"}, None
         return job.snapshot(since=clamp_int("since", since or 0, 0, 10**9)), job.grid
 
     # ---- UI-only helpers ---------------------------------------------------------------------
@@ -1157,14 +1166,12 @@ def build_app(
         )
 
     def direction_labels(key: str | None, n: int) -> list[str]:
-        """Slider labels for the model's first n principal directions (plain ones when it cannot load)."""
+        """Slider labels for the model's first n principal directions (n of them when it cannot load)."""
         try:
-            dirs = lab.directions(models.get(key)) if key else None
+            k = len(lab.directions(models.get(key))) if key else n
         except Exception:
-            dirs = None
-        if dirs is None:
-            return [f"Direction {i + 1}" for i in range(n)]
-        return [f"Direction {i + 1} · {100 * float(e):.0f}% of variance" for i, e in enumerate(dirs.explained[:n])]
+            k = n
+        return [f"Direction {i + 1}" for i in range(min(k, n))]
 
     def direction_sliders(key: str | None):
         labels = direction_labels(key, N_DIRECTIONS)
@@ -1275,7 +1282,10 @@ def build_app(
             alive = job.alive
             status = status_line(job, snap)
             df_loss, df_prob = plot_frames(snap["losses"])
-            metric_plot_update = gr.LinePlot(value=metric_frame(snap["metrics"]), visible=job.metric_every > 0)
+            got = snap["metrics"]  # until the first point: empty axes with the title
+            metric_plot_update = gr.LinePlot(
+                value=metric_frame(got) if got else pd.DataFrame({"step": [], "swd": []}), visible=job.metric_every > 0
+            )
             grid = job.grid if sess.get("grid") != [job.id, job.grid_step] else gr.skip()
             if sess.get("job") != job.id:
                 data_md = f"Data of `{job.name}`: " + report_markdown(job.data)
@@ -1468,38 +1478,23 @@ def build_app(
                                     "The model's **principal directions** (GANSpace): the latent axes along which "
                                     "its images vary most, strongest first. Sliders are in σ (one standard "
                                     f"deviation of random latents along that axis). Each strip shows seed {STRIP_SEED} "
-                                    f"at {', '.join(f'{a:+g}' for a in STRIP_AMOUNTS)} σ.",
+                                    f"from {STRIP_AMOUNTS[0]:g} σ (left) to {STRIP_AMOUNTS[-1]:+g} σ (right).",
                                     elem_classes=["gan-note"],
                                 )
                                 ex_dirs, ex_strips = [], []
                                 for i in range(N_EXPLORE):
-                                    with gr.Row(equal_height=True, elem_classes=["direction-row"]):
-                                        ex_dirs.append(
-                                            gr.Slider(
-                                                -4.0,
-                                                4.0,
-                                                value=0.0,
-                                                step=0.1,
-                                                label=f"Direction {i + 1}",
-                                                scale=2,
-                                                min_width=180,
-                                                elem_id=f"explore-d{i + 1}",
-                                            )  # fmt: skip
-                                        )
-                                        ex_strips.append(
-                                            gr.Image(
-                                                show_label=False,
-                                                format="png",
-                                                interactive=False,
-                                                height=68,
-                                                container=False,
-                                                buttons=[],
-                                                scale=3,
-                                                min_width=200,
-                                                elem_classes=["pixelated", "strip"],
-                                                elem_id=f"explore-strip{i + 1}",
-                                            )  # fmt: skip
-                                        )
+                                    with gr.Row(equal_height=True):
+                                        slider = gr.Slider(
+                                            -4.0, 4.0, value=0.0, step=0.1, label=f"Direction {i + 1}", scale=1,
+                                            min_width=180, elem_id=f"explore-d{i + 1}",
+                                        )  # fmt: skip
+                                        strip = gr.Image(
+                                            show_label=False, format="png", interactive=False, height=84,
+                                            container=False, buttons=[], scale=2, min_width=240,
+                                            elem_classes=["pixelated", "strip"], elem_id=f"explore-strip{i + 1}",
+                                        )  # fmt: skip
+                                    ex_dirs.append(slider)
+                                    ex_strips.append(strip)
                     with gr.Tab("Seed plane", id="plane"):
                         with gr.Row():
                             with gr.Column(scale=1, min_width=280):
@@ -1529,9 +1524,8 @@ def build_app(
                                 pl_v = gr.Slider(
                                     0.0, 1.0, value=0.5, step=0.01, label="v (top → bottom)", elem_id="plane-v"
                                 )
-                                with gr.Row():
-                                    pl_mode = gr.Radio(["slerp", "bilinear"], value="slerp", label="Blend", scale=1)
-                                    pl_trunc = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", scale=2)
+                                pl_mode = gr.Radio(["slerp", "bilinear"], value="slerp", label="Blend")
+                                pl_trunc = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ")
                             with gr.Column(scale=1, min_width=280):
                                 pl_img = gr.Image(
                                     label="Image at (u, v)", format="png", interactive=False, height=400,
@@ -1548,8 +1542,9 @@ def build_app(
                         gr.Markdown(
                             "Upload a photo: the app searches the latent space for the image of this model that "
                             "comes closest to it (**inversion**). With a second photo it also walks from one "
-                            "to the other. A model only reproduces what it has learned: a cat model turns "
-                            "anything into a cat.",
+                            "to the other. The **target** is the photo as the model sees it (centre-cropped and "
+                            "resized). A model only reproduces what it has learned: a cat model turns anything "
+                            "into a cat.",
                             elem_classes=["gan-note"],
                         )
                         with gr.Row():
@@ -1561,7 +1556,7 @@ def build_app(
                                     )  # fmt: skip
                                     with gr.Row():
                                         tgt = gr.Image(
-                                            label="as the model sees it", format="png", interactive=False, height=150,
+                                            label="target", format="png", interactive=False, height=150,
                                             elem_classes=["pixelated"], buttons=["download"],
                                         )  # fmt: skip
                                         rec = gr.Image(
@@ -1569,7 +1564,12 @@ def build_app(
                                             elem_classes=["pixelated"], buttons=["download"],
                                             elem_id=f"recon-{name.lower()}",
                                         )  # fmt: skip
-                                    err = gr.Number(label="RMS error (0 = identical, 1 = opposite)", interactive=False)
+                                    err = gr.Number(
+                                        None,
+                                        label="RMS error (0 = identical, 1 = opposite)",
+                                        interactive=False,
+                                        precision=4,
+                                    )
                                     if name == "A":
                                         photo_a, tgt_a, rec_a, err_a = photo, tgt, rec, err
                                     else:
@@ -1603,7 +1603,7 @@ def build_app(
                                 ar_btn = gr.Button("Compute A − B + C", variant="primary")
                             with gr.Column(scale=2):
                                 ar_gallery = gr.Gallery(
-                                    label="mean A, mean B, mean C, and A − B + C", columns=4, height=320,
+                                    label="mean A, mean B, mean C, and A − B + C", columns=4, height=260,
                                     object_fit="contain", allow_preview=False, format="png",
                                     elem_id="arithmetic", elem_classes=["pixelated"],
                                 )  # fmt: skip
@@ -1688,7 +1688,7 @@ def build_app(
                             )  # fmt: skip
                             metric_plot = gr.LinePlot(
                                 None, x="step", y="swd", title="SWD (lower is better)", y_title="SWD ×10³",
-                                height=260, elem_id="metric-plot", visible=False,
+                                x_title="step", height=260, elem_id="metric-plot", visible=False,
                             )  # fmt: skip
                         live_grid = gr.Image(
                             label="Samples from fixed noise", format="png", interactive=False, height=420,
@@ -1811,7 +1811,10 @@ def build_app(
             api_visibility="private", trigger_mode="always_last", show_progress="hidden",
         ).then(plane_overview, overview_in, pl_grid, api_visibility="private", show_progress="hidden")  # fmt: skip
         pl_dice.click(lambda: random_seeds(4), None, [pl_tl, pl_tr, pl_bl, pl_br], api_visibility="private")
-        inv_btn.click(invert, [model_dd, photo_a, photo_b, inv_steps, inv_frames], invert_outs, api_name="invert")
+        inv_btn.click(
+            invert, [model_dd, photo_a, photo_b, inv_steps, inv_frames], invert_outs, api_name="invert",
+            show_progress_on=[inv_gif],  # one progress bar, under the button
+        )  # fmt: skip
         inv_walk_btn.click(walk_photos, [model_dd, inv_frames, inv_state], inv_gif, api_visibility="private")
         ar_btn.click(arithmetic, [model_dd, ar_a, ar_b, ar_c, ar_trunc], ar_gallery, api_name="arithmetic")
         gr.on(

@@ -1,7 +1,8 @@
 """The app in a real browser: Playwright driving Debian's Chromium (never `playwright install`).
 
-Opens the page, switches tabs, drags the `t` slider and sees the image change, starts a short
-training run and sees the loss plot grow, then stops it. On failure a screenshot goes to
+Opens the page, switches tabs, drags the `t` slider and sees the image change, moves a principal
+direction slider in Explore and sees that image change, starts a short training run and sees the
+loss plot grow, then stops it. On failure a screenshot goes to
 test-artifacts/. Set GAN_LAB_SCREENSHOTS=1 to keep a screenshot of every tab as well.
 """
 
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import gan
 
@@ -44,7 +46,12 @@ TINY_TRAIN = dict(image_size=16, steps=3000, batch_size=16, g_width=8, d_width=8
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
-    gan.save_model(gan.Generator(TINY), root / "weights" / "tiny")
+    G = gan.Generator(TINY)
+    with torch.no_grad():  # an untrained G draws flat grey; larger weights give images that differ visibly
+        for m in G.net:
+            if isinstance(m, torch.nn.ConvTranspose2d):
+                m.weight.mul_(10)
+    gan.save_model(G, root / "weights" / "tiny")
     demo = app.build_app(root / "weights", root / "runs", on_space=False, train_defaults=TINY_TRAIN)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -107,6 +114,23 @@ def test_tabs_and_live_t_slider(page):
     page.get_by_role("tab", name="Train").click()
     expect(page.locator("#start")).to_be_enabled()
     shot(page, "tab-train")
+
+
+def test_explore_direction_slider_moves_the_image(page):
+    page.get_by_role("tab", name="Explore").click()
+    img = page.locator("#explore-image img")
+    expect(img).to_be_visible()
+    expect(page.locator("#explore-strip1 img")).to_be_visible()  # what direction 1 does, as a strip
+    before = img.get_attribute("src")
+    slider = page.locator("#explore-d1 input[type=range]")
+    box = slider.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] / 2)  # 0 -> about +3 σ
+    expect(img).not_to_have_attribute("src", before)
+    assert float(page.locator("#explore-d1 input[type=number]").input_value()) > 2
+    shot(page, "tab-explore")
+    for name in ("Seed plane", "Your photos", "Vector arithmetic"):
+        page.get_by_role("tab", name=name).click()
+        shot(page, "tab-explore-" + name.lower().replace(" ", "-"))
 
 
 def test_training_plot_grows_then_stop(page):
