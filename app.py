@@ -1228,7 +1228,7 @@ def build_app(
         rows = math.ceil(n / max(1, math.ceil(math.sqrt(n))))
         info = (
             f"Seeds {seed}–{seed + n - 1}, row by row ({rows} row{'s' if rows > 1 else ''}). "
-            "Click an image below to carry its seed to Interpolate."
+            "Click an image below to carry its seed to Interpolate or Explore."
             if n > 1
             else f"Seed {seed}."
         )
