@@ -526,11 +526,24 @@ class Trainer:
         )
 
     def new_run_dir(self, label: str) -> Path:
+        self.prune_runs(env_int("GAN_KEEP_RUNS", 20))
         base = f"{time.strftime('%Y%m%d-%H%M%S')}-{label}"
         name, i = base, 1
         while (self.runs_dir / name).exists():
             name, i = f"{base}-{i}", i + 1
         return self.runs_dir / name
+
+    def prune_runs(self, keep: int) -> list[str]:
+        """Delete the oldest app run folders beyond `keep` (GAN_KEEP_RUNS), never a running one."""
+        if keep <= 0 or not self.runs_dir.is_dir():
+            return []
+        runs = [d for d in self.runs_dir.iterdir() if d.is_dir() and (d / "app_run.json").is_file()]
+        live = self.job.run_dir if self.job is not None and self.job.alive else None
+        runs = sorted((d for d in runs if d != live), key=lambda d: d.stat().st_mtime)
+        gone = runs[: max(0, len(runs) - keep + 1)]  # room for the run about to start
+        for d in gone:
+            shutil.rmtree(d, ignore_errors=True)
+        return [d.name for d in gone]
 
     def start(
         self,
@@ -1056,7 +1069,13 @@ def build_app(
         try:
             src = models.folder(model)
             rid = gan.hub.check_repo_id(repo_id or "")
-            url = gan.push_to_hub(src, rid, token=(token or "").strip() or None, private=bool(private))
+            tok = (token or "").strip() or None
+            if tok is None and lab.on_space and os.environ.get("GAN_ALLOW_OWNER_PUSH") != "1":
+                raise AppError(
+                    "paste your own write token: on this Space an empty box does not push with the owner's "
+                    "HF_TOKEN (the owner can allow that with GAN_ALLOW_OWNER_PUSH=1)"
+                )
+            url = gan.push_to_hub(src, rid, token=tok, private=bool(private))
         except gr.Error as e:
             msg = str(e.message)
         except USER_ERRORS as e:
@@ -1081,7 +1100,7 @@ def build_app(
         busy = trainer.busy_message()
         if busy:
             raise Busy(busy)
-        steps = clamp_int("steps", steps, 1, 1_000_000)
+        steps = clamp_int("steps", steps, 1, max_steps(lab.on_space))
         seed = clamp_int("seed", seed, 0, 2**31 - 1)
         spec = lab.data_spec(source, files, folder, image_size, channels, seed)
         model_cfg = gan.ModelConfig(
@@ -1117,7 +1136,7 @@ def build_app(
         if not meta_p.is_file() or not (d / "checkpoint.safetensors").is_file():
             raise AppError(f"Run {run!r} has no checkpoint to resume from.")
         meta = json.loads(meta_p.read_text())
-        steps = clamp_int("steps", steps, 1, 1_000_000)
+        steps = clamp_int("steps", steps, 1, max_steps(lab.on_space))
         done = int(meta.get("step", 0))
         if steps <= done:
             raise AppError(f"Run {run} is already at step {done}; set Steps above that to continue it.")
@@ -1959,15 +1978,34 @@ def status_line(job: Job, snap: dict[str, Any]) -> str:
     return f"**{st.capitalize()}** `{job.name}` at step {step}: {snap['message']}"
 
 
+def env_int(name: str, default: int) -> int:
+    """An integer limit from the environment (a bad value is ignored with a warning)."""
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        print(f"warning: {name} is not an integer; using {default}", file=sys.stderr)
+        return default
+
+
+def max_steps(on_space: bool) -> int:
+    """GAN_MAX_STEPS: the step budget one training run may ask for (20,000 on a Space: ~2 h of CPU)."""
+    return env_int("GAN_MAX_STEPS", 20_000 if on_space else 1_000_000)
+
+
+def max_upload() -> str:
+    """GAN_MAX_UPLOAD_MB: the largest upload the server accepts (200 MB on a Space, else 1 GB)."""
+    return f"{env_int('GAN_MAX_UPLOAD_MB', 200 if os.environ.get('SPACE_ID') else 1024)}mb"
+
+
 def token_note(on_space: bool) -> str:
     """What the Hub panel says about tokens."""
     keep = "It is used for that one push: the box is cleared afterwards, and it is never stored, logged or shown."
     if on_space:
         secret = (
             "Left empty, the push uses this Space's `HF_TOKEN` secret, and that pushes **as the Space owner**, "
-            "whoever presses the button."
-            if os.environ.get("HF_TOKEN")
-            else "This Space has no `HF_TOKEN` secret, so pushing needs your token."
+            "whoever presses the button (the owner allowed it with `GAN_ALLOW_OWNER_PUSH=1`)."
+            if os.environ.get("HF_TOKEN") and os.environ.get("GAN_ALLOW_OWNER_PUSH") == "1"
+            else "Pushing needs your own token here: the Space owner's token is never lent to visitors."
         )
         mine = "paste your own write token (huggingface.co/settings/tokens) to push as yourself."
         return f"**Token**: {mine} {secret} {keep}"
@@ -2001,7 +2039,7 @@ def main(argv: list[str] | None = None) -> None:
 
     atexit.register(demo.lab.trainer.shutdown)  # Ctrl-C: the running job writes its checkpoint first
     demo.queue(default_concurrency_limit=1)
-    demo.launch(server_name=host, server_port=port, max_file_size="1gb", **launch_options())
+    demo.launch(server_name=host, server_port=port, max_file_size=max_upload(), **launch_options())
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the built-in shapes and take a few seconds.
 from __future__ import annotations
 
 import io
+import os
 import socket
 import time
 import zipfile
@@ -340,3 +341,42 @@ def test_job_records_metrics_for_the_plot_and_the_api(tmp_path):
     assert app.metric_frame([]) is None
     job.status = "running"
     assert "SWD 25.5" in app.status_line(job, job.snapshot())
+
+
+def test_space_limits(monkeypatch, tmp_path):
+    """Limits a public Space needs: step budget, upload size, old run folders pruned."""
+    monkeypatch.delenv("GAN_MAX_STEPS", raising=False)
+    assert app.max_steps(on_space=True) == 20_000 and app.max_steps(on_space=False) == 1_000_000
+    monkeypatch.setenv("GAN_MAX_STEPS", "300")
+    assert app.max_steps(on_space=True) == 300
+    monkeypatch.setenv("GAN_MAX_UPLOAD_MB", "50")
+    assert app.max_upload() == "50mb"
+    trainer = app.Trainer(tmp_path, None)
+    for i in range(5):
+        d = tmp_path / f"run{i}"
+        d.mkdir()
+        (d / "app_run.json").write_text("{}")
+        t = time.time() - 100 + i
+        os.utime(d, (t, t))
+    (tmp_path / "not-a-run").mkdir()
+    gone = trainer.prune_runs(keep=3)
+    assert gone == ["run0", "run1", "run2"]  # room for the next run: 2 old ones stay
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-run", "run3", "run4"]
+
+
+def test_space_push_needs_the_visitors_token(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_owner_secret_123")
+    monkeypatch.delenv("GAN_ALLOW_OWNER_PUSH", raising=False)
+    weights = tmp_path / "w"
+    gan.save_model(contrasty_generator(), weights / "tiny")
+    demo = app.build_app(weights_dir=weights, runs_dir=tmp_path / "runs", on_space=True)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        with pytest.raises(AppError, match="paste your own write token") as e:
+            Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+                "tiny", "alice/x", "", False, api_name="/hub_push"
+            )
+        assert "hf_owner_secret_123" not in str(e.value)
+    finally:
+        demo.close()
