@@ -48,6 +48,9 @@ def evaluate_model(
 
 def _record(folder: Path, res: dict[str, Any]) -> None:
     """metrics.json, and a Metrics table in README.md (replacing an older one)."""
+    res = dict(res, data=Path(str(res.get("data", ""))).name)  # no local paths in what gets shared
+    if "note" in res:  # the full message names local paths; the card keeps its first sentence
+        res["note"] = str(res["note"]).split(" (")[0].split(": Inception")[0] + ": Inception-v3 weights not present"
     save_json(res, folder / "metrics.json")
     card = folder / "README.md"
     if not card.exists():
@@ -57,7 +60,8 @@ def _record(folder: Path, res: dict[str, Any]) -> None:
     table += "| metric | value |\n|---|---|\n" + "\n".join(rows) + "\n\n"
     text = card.read_text()
     text = re.sub(r"## Metrics\n.*?(?=\n## |\Z)", "", text, flags=re.S)
-    text = text.replace("## Limits", table + "## Limits") if "## Limits" in text else text + "\n" + table
+    head = next((h for h in ("## Known limits", "## Limits") if h in text), None)
+    text = text.replace(head, table + head) if head else text.rstrip() + "\n\n" + table
     tmp = card.with_name("README.md.tmp")
     tmp.write_text(text)
     tmp.replace(card)

@@ -133,13 +133,14 @@ def model_card(
         body += [""]
     if extra:
         body += [extra.strip(), ""]
-    body += [
-        "## Limits",
-        "",
-        "A small DCGAN: it reproduces the look of its training images at low resolution and "
-        "can show artifacts; it knows nothing beyond its training data.",
-        "",
-    ]
+    if "limits" not in extra.lower():
+        body += [
+            "## Limits",
+            "",
+            "A small DCGAN: it reproduces the look of its training images at low resolution and "
+            "can show artifacts; it knows nothing beyond its training data.",
+            "",
+        ]
     return "\n".join(meta + body)
 
 
