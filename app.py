@@ -425,11 +425,7 @@ def report_markdown(data: gan.ImageData) -> str:
         f"**{r.n_ok:,} images** from {r.source} → {n:,} × {s}×{s} {'RGB' if c == 3 else 'grayscale'}"
         + (f"; **{r.n_skipped} files skipped**" if r.n_skipped else "")
     ]
-    for reason, k in sorted(r.skipped.items(), key=lambda kv: -kv[1]):
-        lines.append(f"- skipped {k}: {reason} (e.g. {', '.join(r.examples.get(reason, []))})")
-    for what, k in sorted(r.notes.items()):
-        lines.append(f"- note {k}: {what}")
-    return "\n".join(lines)
+    return "\n".join(lines + ["- " + line for line in r.details()])
 
 
 # ---------------------------------------------------------------------------------------------

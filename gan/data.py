@@ -87,13 +87,17 @@ class DatasetReport:
     def note(self, what: str) -> None:
         self.notes[what] = self.notes.get(what, 0) + 1
 
+    def details(self) -> list[str]:
+        """One line per skip reason (most frequent first, with example names), then the notes."""
+        lines = [
+            f"skipped {n}: {reason} (e.g. {', '.join(self.examples.get(reason, []))})"
+            for reason, n in sorted(self.skipped.items(), key=lambda kv: -kv[1])
+        ]
+        return lines + [f"note {n}: {what}" for what, n in sorted(self.notes.items())]
+
     def summary(self) -> str:
-        lines = [f"{self.n_ok} images used from {self.source}; {self.n_skipped} files skipped"]
-        for reason, n in sorted(self.skipped.items(), key=lambda kv: -kv[1]):
-            lines.append(f"  skipped {n}: {reason} (e.g. {', '.join(self.examples[reason])})")
-        for what, n in sorted(self.notes.items()):
-            lines.append(f"  note {n}: {what}")
-        return "\n".join(lines)
+        head = f"{self.n_ok} images used from {self.source}; {self.n_skipped} files skipped"
+        return "\n".join([head] + ["  " + line for line in self.details()])
 
 
 @dataclass
