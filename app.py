@@ -1088,7 +1088,7 @@ def build_app(
     def train(
         source: str = "synthetic", files: list[str] | None = None, folder: str = "", image_size: int = 32,
         channels: int = 3, steps: int = 1500, batch_size: int = 32, lr: float = 2e-4, loss: str = "bce",
-        augment: str = "diffaugment", ema: str = "auto", precision: str = "fp32", g_width: int = 32,
+        augment: str = "diffaugment", ema: str = "auto", precision: str = "bf16", g_width: int = 32,
         d_width: int = 32, z_dim: int = 100, xflip: bool = True, seed: int = 0, preview_every: int = 0,
         max_minutes: float = 0.0,
     ) -> str:  # fmt: skip
@@ -1661,7 +1661,10 @@ def build_app(
                                 info="auto: half-life of a tenth of the run",
                             )  # fmt: skip
                             precision = gr.Radio(
-                                list(PRECISIONS), value="fp32", label="Precision", info="bf16 pays off on GPUs"
+                                list(PRECISIONS),
+                                value="bf16",
+                                label="Precision",
+                                info="bf16 autocast: ~1.3-1.7x faster on recent CPUs and GPUs; fp32 for old hardware",
                             )
                         with gr.Accordion("Model size and more", open=False):
                             with gr.Row():
