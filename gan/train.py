@@ -508,7 +508,9 @@ def fit(
         dist_util.barrier(ctx)
         return ckpt_path
 
-    def export(reason: str) -> str:
+    shown = E if E is not None else G  # what samples, metrics and the model folder show
+
+    def export() -> str:
         sampler = E if E is not None else copy.deepcopy(G)
         recalibrate_bn(sampler, model_cfg.z_dim, device)
         d = out_dir / "model"
@@ -573,9 +575,9 @@ def fit(
                 if is_main:
                     yield Checkpoint(step, str(p))
         if is_main and train_cfg.sample_every and step % train_cfg.sample_every == 0:
-            yield _samples(E if E is not None else G, fixed_z, step, out_dir, model_cfg, device)
+            yield _samples(shown, fixed_z, step, out_dir, model_cfg, device)
         if is_main and train_cfg.metric_every and step % train_cfg.metric_every == 0:
-            yield _cheap_swd(E if E is not None else G, images, step, model_cfg, device)
+            yield _cheap_swd(shown, images, step, model_cfg, device)
 
     stopped = stop is not None and stop.is_set() and step < train_cfg.steps
     reason = "stopped" if stopped else "finished"
@@ -586,8 +588,8 @@ def fit(
     ck = str(write_checkpoint())
     if is_main:
         if step % max(train_cfg.sample_every, 1) != 0 or not train_cfg.sample_every:
-            yield _samples(E if E is not None else G, fixed_z, step, out_dir, model_cfg, device)
-        model_dir = export(reason)
+            yield _samples(shown, fixed_z, step, out_dir, model_cfg, device)
+        model_dir = export()
     dist_util.teardown(ctx)
     msg = f"{reason} at step {step} of {train_cfg.steps}{why}"
     yield Done(step, reason, msg, model_dir, ck)
