@@ -18,7 +18,7 @@ G_STYLES = ("deconv", "upsample")
 D_NORMS = ("batch", "spectral", "none")
 LOSSES = ("bce", "hinge")
 AUGMENTS = ("none", "classic", "diffaugment")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 COMPILE = ("off", "on", "auto")
 MAX_PARAMS = 150_000_000  # G + D; a 256 px model at width 64 has ~30M
@@ -140,17 +140,19 @@ class TrainConfig(_JsonMixin):
     beta1: float = 0.5
     beta2: float = 0.999
     loss: str = "bce"  # bce (non-saturating) | hinge
+    r1_gamma: float = 0.0  # R1 penalty gamma/2 * |grad D(x)|^2 on real images; 0 = off
+    r1_every: int = 16  # lazy R1: every N steps, scaled by N (StyleGAN2)
     ema_decay: float = 0.999  # EMA of G's weights; 0 turns it off
     augment: str = "diffaugment"  # none | classic (flip, rotate, shift, zoom) | diffaugment
     xflip: bool = True  # mirror real images at random (off for digits and text)
-    precision: str = "bf16"  # fp32 | bf16 (autocast, fp32 master weights)
+    precision: str = "auto"  # auto (bf16 only where native and measured faster) | fp32 | bf16 (autocast)
     seed: int = 0
     sample_every: int = 100
     checkpoint_every: int = 500
     log_every: int = 10
     device: str = "auto"  # auto | cpu | cuda | mps
     compile: str = "off"  # torch.compile: off | on | auto (on for runs long enough to repay it)
-    threads: int = 0  # CPU threads for torch; 0 leaves torch's default
+    threads: int = 0  # CPU threads for torch; 0 = every core this process may use (set explicitly)
     n_sample: int = 64  # images in the fixed-noise sample grid
     metric_every: int = 0  # cheap SWD on a small sample every N steps; 0 = off
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes (e.g. data source)
@@ -166,6 +168,8 @@ class TrainConfig(_JsonMixin):
         _check_float("beta1", self.beta1, 0.0, 0.999)
         _check_float("beta2", self.beta2, 0.0, 0.99999)
         _check_choice("loss", self.loss, LOSSES)
+        _check_float("r1_gamma", self.r1_gamma, 0.0, 1e4)
+        _check_int("r1_every", self.r1_every, 1, 1_000_000)
         _check_float("ema_decay", self.ema_decay, 0.0, 0.99999)
         _check_choice("augment", self.augment, AUGMENTS)
         if not isinstance(self.xflip, bool):
@@ -186,7 +190,6 @@ class TrainConfig(_JsonMixin):
 
 def save_json(obj: dict[str, Any], path: str | Path) -> None:
     """Write JSON atomically (temporary name, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    from .fileio import atomic_write_json
+
+    atomic_write_json(path, obj)

@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .device import resolve_device
+
 
 @dataclass
 class DistContext:
@@ -33,8 +35,6 @@ class DistContext:
 
 def setup(device_name: str) -> DistContext:
     """Join the torchrun process group when WORLD_SIZE > 1; pick this process's device."""
-    from .train import resolve_device
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,7 +35,9 @@ from safetensors.torch import save_file
 from torch import nn
 
 from . import data as gdata
+from . import distributed as dist_util
 from .config import ModelConfig, TrainConfig
+from .device import PrecisionChoice, choose_precision, set_threads
 from .models import Discriminator, Generator
 from .sampling import latents, make_grid, save_png
 
@@ -56,9 +59,12 @@ class Started:
     batch_size: int  # per process
     world_size: int
     device: str
-    precision: str
+    precision: str  # what runs: fp32 | bf16 (precision "auto" resolved)
     data_fingerprint: str
     resumed_from: str | None = None
+    precision_reason: str = ""  # why, e.g. "fp32: this CPU (AVX2) has no native bf16 kernels"
+    threads: int = 0  # torch CPU threads of this process
+    warning: str | None = None  # e.g. bf16 forced on a CPU without native bf16
 
 
 @dataclass
@@ -120,22 +126,6 @@ def event_dict(ev: Event) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------
 # helpers
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("device=cuda was asked for, but CUDA is not available here")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise RuntimeError("device=mps was asked for, but Apple MPS is not available here")
-    return torch.device(name)
 
 
 def d_loss_fn(real: torch.Tensor | None, fake: torch.Tensor | None, kind: str) -> torch.Tensor:
@@ -313,10 +303,17 @@ class Trainer:
     """G, D, the EMA copy, both optimizers and the noise generator; `step` runs one D and one G
     update. `fit` drives it; benchmarks time it directly."""
 
-    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, device: torch.device, ctx=None):
-        from . import distributed as dist_util
-
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        device: torch.device,
+        ctx=None,
+        precision: PrecisionChoice | None = None,
+    ):
         self.mcfg, self.tcfg, self.device = model_cfg, train_cfg, device
+        # "auto" -> fp32 or bf16 from what this device runs natively (gan.device)
+        self.precision = precision or choose_precision(train_cfg.precision, device)
         self.ctx = ctx or dist_util.DistContext(0, 1, 0, device, False)
         torch.manual_seed(train_cfg.seed)
         self.G = Generator(model_cfg).to(device)
@@ -327,7 +324,7 @@ class Trainer:
         self.optG = torch.optim.Adam(self.G.parameters(), lr=train_cfg.lr_g, betas=betas, fused=fused)
         self.optD = torch.optim.Adam(self.D.parameters(), lr=train_cfg.lr_d, betas=betas, fused=fused)
         self.gen = torch.Generator(device=device).manual_seed(train_cfg.seed + self.ctx.rank)  # noise + augment
-        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=train_cfg.precision == "bf16")
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision.precision == "bf16")
         self.augment = {"none": None, "classic": gdata.augment_classic, "diffaugment": gdata.diffaugment}[
             train_cfg.augment
         ]
@@ -339,20 +336,23 @@ class Trainer:
         self.G_train = dist_util.wrap(self.G_plain, self.ctx)
         self.D_train = dist_util.wrap(self.D_plain, self.ctx)
 
-    n_updates = 0  # generator updates so far (set by fit on resume); drives the EMA ramp-up
+    n_updates = 0  # generator updates so far (set by fit on resume); drives the EMA ramp-up and lazy R1
+
+    def noise(self, n: int) -> torch.Tensor:
+        """z for one step, from this trainer's own generator (so a run is reproducible)."""
+        return torch.randn(n, self.mcfg.z_dim, generator=self.gen, device=self.device)
 
     def step(self, real_u8: torch.Tensor) -> torch.Tensor:
         """One D and one G update on a uint8 batch (B, C, S, S). Returns detached stats
         (loss_d, loss_g, mean D(x), mean D(G(z))) without a host sync."""
-        from . import distributed as dist_util
-
         cfg, gen, aug = self.tcfg, self.gen, self.augment
         real = gdata.to_float(real_u8)  # (B, C, S, S) in [-1, 1]
         if self.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         if cfg.xflip:
             real = gdata.xflip(real, gen)
-        z = torch.randn(real.shape[0], self.mcfg.z_dim, generator=gen, device=self.device)
+        z = self.noise(real.shape[0])
+        do_r1 = cfg.r1_gamma > 0 and self.n_updates % cfg.r1_every == 0
 
         # (1) D step: maximise log D(x) + log(1 - D(G(z)))  [or the hinge form]. Real and fake
         # go through D separately (BatchNorm sees pure batches, as in pytorch/examples) with one
@@ -361,9 +361,14 @@ class Trainer:
         with self.autocast:
             fake = self.G_train(z)
         with dist_util.no_sync(self.D_train, self.ctx), self.autocast:
-            logit_r = self.D_train(aug(real, gen) if aug else real).float()
+            r_in = (aug(real, gen) if aug else real).detach().requires_grad_(do_r1)
+            logit_r = self.D_train(r_in).float()
             loss_r = d_loss_fn(logit_r, None, cfg.loss)
-        loss_r.backward()
+            if do_r1:  # lazy R1 (StyleGAN2): gamma/2 E|grad_x D(x)|^2 on the images D saw, x r1_every
+                (grad,) = torch.autograd.grad(logit_r.sum(), r_in, create_graph=True)
+                r1 = grad.float().square().sum(dim=(1, 2, 3)).mean()
+                loss_r_total = loss_r + (cfg.r1_gamma / 2) * cfg.r1_every * r1
+        (loss_r_total if do_r1 else loss_r).backward()
         with self.autocast:
             f_in = fake.detach()
             logit_f = self.D_train(aug(f_in, gen) if aug else f_in).float()
@@ -407,7 +412,6 @@ def fit(
     stop: threading.Event | None = None,
 ) -> Iterator[Event]:
     """Train a GAN; yields events (see the module doc). `model_cfg` may be None when resuming."""
-    from . import distributed as dist_util  # torchrun support; a no-op in one process
     from .hub import save_model
 
     if isinstance(data, torch.Tensor):
@@ -440,17 +444,21 @@ def fit(
 
     ctx = dist_util.setup(train_cfg.device)
     rank, world, device, is_main = ctx.rank, ctx.world_size, ctx.device, ctx.is_main
-    if train_cfg.threads:
-        torch.set_num_threads(train_cfg.threads)
+    # Set explicitly in the thread that trains: a thread inherits the count its parent had when
+    # it started (an app's render thread may have set 1), never trust the default.
+    threads = set_threads(train_cfg.threads) if device.type == "cpu" else torch.get_num_threads()
     fingerprint = data.fingerprint()
+    precision = choose_precision(train_cfg.precision, device)
 
     # ---- models, optimizers, RNG (same seed -> same run) ----
-    tr = Trainer(model_cfg, train_cfg, device, ctx)
+    tr = Trainer(model_cfg, train_cfg, device, ctx, precision=precision)
     G, D, E, optG, optD, gen = tr.G, tr.D, tr.E, tr.optG, tr.optD, tr.gen
     betas = (train_cfg.beta1, train_cfg.beta2)
     step, rollbacks, elapsed0 = 0, 0, 0.0
 
-    def restore(meta: dict, ck: dict[str, torch.Tensor]) -> None:
+    def restore(meta: dict, ck: dict[str, torch.Tensor], *, clock: bool) -> None:
+        """Load a checkpoint into the live objects. `clock`: also take its elapsed time (a resume);
+        a rollback keeps counting the time really spent, so nothing is counted twice."""
         nonlocal step, rollbacks, elapsed0
         try:
             G.load_state_dict(_sub(ck, "G"))
@@ -468,12 +476,14 @@ def fit(
                 group["lr"], group["betas"] = lr, betas
         torch.set_rng_state(ck["rng.torch"])
         gen.set_state(ck["rng.g"].to(gen.get_state().device))
-        step, rollbacks, elapsed0 = meta["step"], meta["rollbacks"], meta.get("elapsed_s", 0.0)
+        step, rollbacks = meta["step"], meta["rollbacks"]
+        if clock:
+            elapsed0 = meta.get("elapsed_s", 0.0)
         if rank > 0:  # the checkpoint holds rank 0's noise stream; the others draw their own
             gen.manual_seed(train_cfg.seed + rank + 1_000_003 * step)
 
     if meta is not None:
-        restore(meta, ck)
+        restore(meta, ck, clock=True)
         if meta["data_fingerprint"] != fingerprint and is_main:
             print(f"warning: the data differs from the checkpoint's ({fingerprint} vs {meta['data_fingerprint']})")
 
@@ -494,9 +504,12 @@ def fit(
     fixed_z = latents(range(SAMPLE_SEED0, SAMPLE_SEED0 + train_cfg.n_sample), model_cfg.z_dim)
     b = train_cfg.batch_size
     last_good = step
+    if precision.warning and is_main:
+        print(f"warning: {precision.warning}", file=sys.stderr)
     yield Started(
-        step, train_cfg.steps, n, b, world, str(device), train_cfg.precision, fingerprint,
-        resumed_from=meta["path"] if meta else None,
+        step, train_cfg.steps, n, b, world, str(device), precision.precision, fingerprint,
+        resumed_from=meta["path"] if meta else None, precision_reason=precision.reason, threads=threads,
+        warning=precision.warning,
     )  # fmt: skip
 
     def write_checkpoint() -> Path:
@@ -517,6 +530,11 @@ def fit(
         save_model(sampler, d, train_cfg=train_cfg, report=data.report, steps=step)
         return str(d)
 
+    def weights_ok() -> bool:
+        """G, D and EMA hold only finite numbers (checked before every checkpoint and export: an
+        update can go non-finite after the last loss that was looked at)."""
+        return not dist_util.any_rank(not _finite(G, D, E), ctx)
+
     if step == 0 and train_cfg.checkpoint_every:
         write_checkpoint()  # the rollback target before any update
 
@@ -524,9 +542,8 @@ def fit(
     n_acc, t_log = 0, time.perf_counter()
     epoch, budget_hit = 0, False
     while step < train_cfg.steps:
-        budget_hit = bool(train_cfg.max_minutes) and (
-            elapsed0 + time.perf_counter() - t_start >= 60 * train_cfg.max_minutes
-        )
+        # the budget counts this session's training time: a resumed run gets a fresh one
+        budget_hit = bool(train_cfg.max_minutes) and time.perf_counter() - t_start >= 60 * train_cfg.max_minutes
         if dist_util.any_rank(
             budget_hit or (stop is not None and stop.is_set()), ctx
         ):  # under torchrun all ranks stop at the same step
@@ -543,24 +560,27 @@ def fit(
         due_ckpt = train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0
         if due_log or due_ckpt:
             vals = (dist_util.all_mean(acc, ctx) / n_acc).tolist()  # the one host sync
-            if not all(np.isfinite(vals)):
+            finite = all(np.isfinite(vals)) and (not due_ckpt or weights_ok())
+            if not finite:
                 rollbacks += 1
+                what = "loss" if not all(np.isfinite(vals)) else "weights"
                 if rollbacks > 1 or not ckpt_path.exists():
                     msg = (
-                        f"training diverged at step {step} (loss_d={vals[0]:.3g}, loss_g={vals[1]:.3g}) "
-                        f"after a rollback; stopped. Try a lower learning rate. The last good "
-                        f"checkpoint (step {last_good}) is kept at {ckpt_path}."
+                        f"training diverged at step {step} (non-finite {what}: loss_d={vals[0]:.3g}, "
+                        f"loss_g={vals[1]:.3g}){' after a rollback' if rollbacks > 1 else ''}; stopped. Try a "
+                        f"lower learning rate. The last good checkpoint (step {last_good}) is kept at {ckpt_path}."
                     )
+                    dist_util.teardown(ctx)
                     yield Done(step, "diverged", msg, None, str(ckpt_path) if ckpt_path.exists() else None)
                     return
                 bad = step
                 m2, ck2 = load_checkpoint(ckpt_path)
-                restore(m2, ck2)
+                restore(m2, ck2, clock=False)
                 rollbacks = 1
                 gen.manual_seed(train_cfg.seed + 7919 * rollbacks + rank)  # a different noise stream
                 acc.zero_()
                 n_acc, t_log = 0, time.perf_counter()
-                yield Rollback(bad, step, f"non-finite loss at step {bad}; rolled back to step {step}")
+                yield Rollback(bad, step, f"non-finite {what} at step {bad}; rolled back to step {step}")
                 continue
             if due_log:
                 dt = time.perf_counter() - t_log
@@ -585,6 +605,19 @@ def fit(
     if not stopped and step < train_cfg.steps:  # a time or epoch budget ended the run early
         why = f" ({train_cfg.max_minutes:g} min budget)" if budget_hit else f" ({train_cfg.epochs} epochs)"
     model_dir = None
+    if not weights_ok():  # went non-finite after the last check: never save or export that
+        bad, have_ckpt = step, ckpt_path.exists()
+        if have_ckpt:
+            restore(*load_checkpoint(ckpt_path), clock=False)
+            model_dir = export() if is_main else None
+        kept = f"the last good checkpoint (step {step}) is kept" if have_ckpt else "no checkpoint was written"
+        msg = (
+            f"training diverged at step {bad} (non-finite weights); stopped. Try a lower learning rate; "
+            f"{kept}{' and exported as the model' if model_dir else ''}."
+        )
+        dist_util.teardown(ctx)
+        yield Done(step, "diverged", msg, model_dir, str(ckpt_path) if have_ckpt else None)
+        return
     ck = str(write_checkpoint())
     if is_main:
         if step % max(train_cfg.sample_every, 1) != 0 or not train_cfg.sample_every:
@@ -593,6 +626,14 @@ def fit(
     dist_util.teardown(ctx)
     msg = f"{reason} at step {step} of {train_cfg.steps}{why}"
     yield Done(step, reason, msg, model_dir, ck)
+
+
+@torch.no_grad()
+def _finite(*modules: nn.Module | None) -> bool:
+    """Every parameter and buffer of the given modules is finite (one host sync)."""
+    flags = [torch.isfinite(t).all() for m in modules if m is not None for t in (*m.parameters(), *m.buffers())
+             if t.is_floating_point()]  # fmt: skip
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def _maybe_compile(G: nn.Module, D: nn.Module, cfg: TrainConfig):

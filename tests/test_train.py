@@ -100,3 +100,113 @@ def test_stop_event_writes_checkpoint_and_model(tmp_path, shapes):
     done = evs[-1]
     assert done.reason == "stopped" and done.step == 3
     assert load_checkpoint(tmp_path)[0]["step"] == 3 and (tmp_path / "model" / "config.json").exists()
+
+
+# ---- the clocks and checks of fit (issue 13) ----
+
+
+def test_resume_after_time_limit_gets_a_fresh_budget(tmp_path, shapes):
+    """A run that stopped on its time limit, resumed with the same limit, trains again (it used
+    to stop at once: the budget was compared with the checkpoint's elapsed time)."""
+    cfg = tiny_train(steps=100_000, max_minutes=0.002, log_every=1)  # 120 ms per session
+    first = list(fit(TINY, cfg, shapes, out_dir=tmp_path))
+    assert first[-1].reason == "finished" and "min budget" in first[-1].message and first[-1].step >= 1
+    rest = list(fit(None, cfg, shapes, out_dir=tmp_path, resume=tmp_path))
+    assert rest[0].step == first[-1].step
+    assert rest[-1].step > first[-1].step, rest[-1].message
+    assert load_checkpoint(tmp_path)[0]["step"] == rest[-1].step
+
+
+def test_rollback_does_not_count_time_twice(tmp_path, shapes, monkeypatch):
+    """elapsed_s after a rollback stays within the wall-clock time really spent."""
+    import time
+
+    import gan.train as gt
+
+    real_step = gt.Trainer.step
+    calls = []
+
+    def slow_step(self, batch):
+        time.sleep(0.03)
+        calls.append(1)
+        out = real_step(self, batch)
+        return out * float("nan") if len(calls) == 8 else out  # the 8th step's stats are NaN, once
+
+    monkeypatch.setattr(gt.Trainer, "step", slow_step)
+    evs = []
+    for ev in fit(TINY, tiny_train(steps=12, checkpoint_every=4, log_every=1), shapes, out_dir=tmp_path):
+        if isinstance(ev, Started):
+            t0 = time.perf_counter()  # fit's clock starts just before this event
+        evs.append(ev)
+        wall = time.perf_counter() - t0
+    assert [e.to_step for e in evs if isinstance(e, Rollback)] == [4]
+    logs = [e for e in evs if isinstance(e, StepLog)]
+    assert evs[-1].reason == "finished"
+    assert max(e.elapsed_s for e in logs) <= wall, (max(e.elapsed_s for e in logs), wall)
+    assert load_checkpoint(tmp_path)[0]["elapsed_s"] <= wall
+
+
+def _poison_weights_after(monkeypatch, at_update: int):
+    """Make G's weights non-finite right after update `at_update` (its reported losses stay finite)."""
+    import gan.train as gt
+
+    real_step = gt.Trainer.step
+
+    def step(self, batch):
+        out = real_step(self, batch)
+        if self.n_updates == at_update:
+            with torch.no_grad():
+                next(self.G.parameters()).fill_(float("inf"))
+        return out
+
+    monkeypatch.setattr(gt.Trainer, "step", step)
+
+
+def test_non_finite_weights_are_never_checkpointed(tmp_path, shapes, monkeypatch):
+    _poison_weights_after(monkeypatch, at_update=4)  # the update that ends at step 4, a checkpoint step
+    evs = list(fit(TINY, tiny_train(steps=6, checkpoint_every=4, log_every=4), shapes, out_dir=tmp_path))
+    rb = [e for e in evs if isinstance(e, Rollback)]
+    assert len(rb) == 1 and rb[0].to_step == 0 and "non-finite weights" in rb[0].message
+    meta, t = load_checkpoint(tmp_path)
+    assert all(torch.isfinite(v.float()).all() for k, v in t.items() if k[0] in "GDE")
+
+
+def test_non_finite_weights_are_never_exported(tmp_path, shapes, monkeypatch):
+    from safetensors.torch import load_file
+
+    _poison_weights_after(monkeypatch, at_update=6)  # the very last update
+    evs = list(fit(TINY, tiny_train(steps=6, checkpoint_every=4, log_every=1), shapes, out_dir=tmp_path))
+    done = evs[-1]
+    assert done.reason == "diverged" and "non-finite weights" in done.message
+    assert "last good checkpoint (step 4)" in done.message, done.message
+    assert load_checkpoint(tmp_path)[0]["step"] == 4
+    weights = load_file(tmp_path / "model" / "model.safetensors")
+    assert all(torch.isfinite(v.float()).all() for v in weights.values())
+
+
+def test_training_thread_sets_its_own_thread_count(tmp_path, shapes):
+    """A thread started while its parent had set 1 thread inherits 1; fit sets the count itself."""
+    from gan.device import available_cores
+
+    seen = {}
+
+    def worker():
+        torch.set_num_threads(1)  # as a render thread of the app would
+        for ev in fit(TINY, tiny_train(steps=2, threads=0), shapes, out_dir=tmp_path):
+            if isinstance(ev, Started):
+                seen["started"] = ev.threads
+                seen["torch"] = torch.get_num_threads()
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen["started"] == seen["torch"] == available_cores()
+
+
+def test_r1_penalty_changes_d_and_stays_finite(tmp_path, shapes):
+    a = losses(fit(TINY, tiny_train(steps=3, precision="fp32"), shapes, out_dir=tmp_path / "a"))
+    b = losses(fit(TINY, tiny_train(steps=3, precision="fp32", r1_gamma=10.0, r1_every=1), shapes,
+                   out_dir=tmp_path / "b"))  # fmt: skip
+    assert a[0][:2] == b[0][:2]  # the first D loss is reported without the penalty ...
+    assert a[0][2] != b[0][2] and a[1] != b[1]  # ... which changed D's update (and so G's loss)
+    assert np.isfinite(b).all()

@@ -1,0 +1,264 @@
+"""What the machine can do: the device, the CPU's capability, the precision and the thread count.
+
+Defaults are chosen from the machine a run is on, never from the machine a developer happened to
+have. `precision="auto"` means bf16 autocast only where the device runs it natively *and* it was
+measured faster; everywhere else fp32. On x86 CPUs without AVX512-BF16 or AMX, oneDNN has no bf16
+kernels and PyTorch falls back to reference loops that are 8-13x slower than fp32 (pytorch/pytorch
+#118499, #111456), so there `auto` is fp32 without measuring anything.
+
+    choice = choose_precision("auto", torch.device("cpu"))
+    choice.precision, choice.reason   # ('fp32', 'fp32: this CPU (AVX2) has no native bf16 kernels')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+SLOWDOWN_NO_BF16 = "8-13x"  # measured: fwd+bwd of G and D, one thread, AVX2-only CPU (issue 13)
+PROBE_MARGIN = 1.10  # bf16 must be at least this much faster than fp32 to be chosen
+PROBE_FILE = "precision.json"
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda (this process's LOCAL_RANK) if available, else mps, else cpu."""
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("device=cuda was asked for, but CUDA is not available here")
+        return torch.device("cuda", local_rank)
+    if name == "mps" and not _mps_available():
+        raise RuntimeError("device=mps was asked for, but Apple MPS is not available here")
+    return torch.device(name)
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+# ---------------------------------------------------------------------------------------------
+# the CPU
+
+
+@dataclass(frozen=True)
+class CpuInfo:
+    capability: str  # torch's vector ISA: DEFAULT, AVX2, AVX512, ... (ZVECTOR, VSX on other arches)
+    native_bf16: bool  # oneDNN has bf16 kernels here (AVX512-BF16 or AMX on x86; bf16 on arm64)
+    amx: bool  # Intel AMX tiles (the fastest bf16 path)
+    model: str  # processor name, as far as the OS tells it
+
+    @property
+    def cpu_class(self) -> str:
+        """A short name for benchmark tables: AMX, AVX512-BF16, AVX512, AVX2, ..."""
+        if self.amx:
+            return "AMX"
+        if self.native_bf16:
+            return f"{self.capability}-BF16" if self.capability != "DEFAULT" else "BF16"
+        return self.capability
+
+    def describe(self) -> str:
+        bf16 = "native bf16" if self.native_bf16 else "no native bf16"
+        return f"{self.model or platform.machine()} ({self.cpu_class}, {bf16})"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_info() -> CpuInfo:
+    """What this CPU offers to torch (read from torch itself, not guessed from flags)."""
+    try:
+        cap = str(torch.backends.cpu.get_cpu_capability())
+    except Exception:  # very old torch
+        cap = "DEFAULT"
+    try:
+        bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        bf16 = False
+    try:
+        amx = bool(torch._C._cpu._is_amx_tile_supported())
+    except Exception:
+        amx = False
+    return CpuInfo(cap, bf16, amx, _cpu_model())
+
+
+# ---------------------------------------------------------------------------------------------
+# precision
+
+
+@dataclass(frozen=True)
+class PrecisionChoice:
+    precision: str  # what runs: fp32 | bf16
+    requested: str  # what was asked for: auto | fp32 | bf16
+    reason: str  # one line for the log and the UI, e.g. "fp32: this CPU (AVX2) has no native bf16 kernels"
+    warning: str | None = None  # set when the user forced something slow
+
+
+def _probe_key(info: CpuInfo) -> str:
+    return f"{info.model}|{info.capability}|bf16={info.native_bf16}|amx={info.amx}|torch={torch.__version__}"
+
+
+def measure_bf16_speedup(reps: int = 3, threads: int | None = None) -> float:
+    """fp32 time / bf16 time of the real training step (G and D, forward and backward, both
+    optimizers) on a small model (32 px, widths 32, batch 16), alternating the two precisions
+    so that a busy machine hurts both alike. About a second where bf16 is native."""
+    from .config import ModelConfig, TrainConfig
+    from .train import Trainer
+
+    if threads:
+        torch.set_num_threads(threads)
+    mcfg = ModelConfig(image_size=32, g_width=32, d_width=32)
+    real = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    trainers = {
+        p: Trainer(mcfg, TrainConfig(precision=p, ema_decay=0.0, augment="none"), torch.device("cpu"))
+        for p in ("fp32", "bf16")
+    }
+    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for p in ("fp32", "bf16"):
+        trainers[p].step(real)  # warm-up: oneDNN primitive creation
+    order = ["fp32", "bf16", "bf16", "fp32"]  # ABBA
+    for i in range(reps):
+        for p in order if i % 2 == 0 else order[::-1]:
+            t0 = time.perf_counter()
+            trainers[p].step(real)
+            times[p].append(time.perf_counter() - t0)
+    return sorted(times["fp32"])[len(times["fp32"]) // 2] / sorted(times["bf16"])[len(times["bf16"]) // 2]
+
+
+def _cached_speedup(info: CpuInfo, cache: Path | None, measure) -> float:
+    """The measured bf16 speed-up for this machine and torch version, measured once."""
+    key = _probe_key(info)
+    store: dict = {}
+    path = cache / PROBE_FILE if cache is not None else None
+    if path is not None and path.is_file():
+        try:
+            store = json.loads(path.read_text())
+            if isinstance(store.get(key), (int, float)):
+                return float(store[key])
+        except (OSError, ValueError):
+            store = {}
+    speedup = float(measure())
+    if path is not None:
+        from .fileio import atomic_write_json
+
+        try:
+            atomic_write_json(path, {**store, key: round(speedup, 3)})
+        except OSError:  # a read-only cache costs a probe per start, nothing more
+            pass
+    return speedup
+
+
+def choose_precision(
+    requested: str,
+    device: torch.device | str = "cpu",
+    *,
+    info: CpuInfo | None = None,
+    probe: bool = True,
+    cache: Path | None | str = "default",
+    measure=None,
+) -> PrecisionChoice:
+    """Resolve 'auto' | 'fp32' | 'bf16' for `device`.
+
+    auto: bf16 on CUDA with bf16 support; on a CPU only where oneDNN has native bf16 kernels and
+    a short probe of the real step (cached per machine and torch version in the cache folder)
+    found bf16 faster by 10 %; else fp32. bf16 asked for where it is not native runs, with a
+    warning that names the expected slowdown. `info`, `cache` and `measure` are for tests."""
+    device = torch.device(device)
+    if requested not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision={requested!r} is not allowed; choose auto, fp32 or bf16")
+    if requested == "fp32":
+        return PrecisionChoice("fp32", requested, "fp32: asked for")
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        if requested == "bf16":
+            return PrecisionChoice("bf16", requested, "bf16: asked for", None if ok else "this GPU has no native bf16")
+        return PrecisionChoice(*(("bf16", requested, "bf16: this GPU runs it natively") if ok else
+                                 ("fp32", requested, "fp32: this GPU has no native bf16")))  # fmt: skip
+    if device.type != "cpu":
+        if requested == "bf16":
+            return PrecisionChoice("bf16", requested, "bf16: asked for")
+        return PrecisionChoice("fp32", requested, f"fp32: the safe default on {device.type}")
+    info = info or cpu_info()
+    if requested == "bf16":
+        if info.native_bf16:
+            return PrecisionChoice("bf16", requested, f"bf16: asked for (this CPU, {info.cpu_class}, runs it natively)")
+        return PrecisionChoice(
+            "bf16",
+            requested,
+            f"bf16: asked for, but this CPU ({info.cpu_class}) has no native bf16 kernels",
+            warning=(
+                f"precision bf16 on a CPU without native bf16 ({info.cpu_class}): expect training "
+                f"{SLOWDOWN_NO_BF16} slower than fp32; use precision auto or fp32"
+            ),
+        )
+    if not info.native_bf16:
+        return PrecisionChoice("fp32", requested, f"fp32: this CPU ({info.cpu_class}) has no native bf16 kernels")
+    if not probe:
+        return PrecisionChoice("bf16", requested, f"bf16: this CPU ({info.cpu_class}) has native bf16 kernels")
+    if cache == "default":
+        from .fileio import cache_dir
+
+        try:
+            cache = cache_dir()
+        except OSError:
+            cache = None
+    speedup = _cached_speedup(info, Path(cache) if cache else None, measure or measure_bf16_speedup)
+    if speedup >= PROBE_MARGIN:
+        why = f"bf16: measured {speedup:.2f}x fp32's speed on this CPU ({info.cpu_class})"
+        return PrecisionChoice("bf16", requested, why)
+    return PrecisionChoice(
+        "fp32", requested, f"fp32: bf16 is native on this CPU ({info.cpu_class}) but measured only {speedup:.2f}x"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# threads
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (affinity and cgroup-limited containers included)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, n)
+
+
+def set_threads(n: int = 0) -> int:
+    """Set torch's intra-op threads for the calling thread explicitly and return the count:
+    `n`, or every available core when n == 0. A worker thread inherits whatever count its parent
+    had when it started (1, if a render thread had just set 1), so the training thread calls this
+    itself instead of trusting the default."""
+    n = int(n) if n and n > 0 else available_cores()
+    torch.set_num_threads(n)
+    return n
+
+
+def machine_summary() -> dict:
+    """CPU, torch and threads, for benchmark results and `Started` logs."""
+    info = cpu_info()
+    return {
+        **asdict(info),
+        "cpu_class": info.cpu_class,
+        "torch": torch.__version__,
+        "cores": available_cores(),
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,80 @@
+"""precision="auto": chosen from what the CPU runs natively, confirmed by a cached probe."""
+
+import pytest
+import torch
+
+from gan.device import CpuInfo, choose_precision, cpu_info, set_threads
+from gan.train import Trainer
+
+from conftest import TINY, tiny_train
+
+AVX2 = CpuInfo("AVX2", native_bf16=False, amx=False, model="test avx2")
+AMX = CpuInfo("AVX512", native_bf16=True, amx=True, model="test amx")
+AVX512_BF16 = CpuInfo("AVX512", native_bf16=True, amx=False, model="test avx512")
+
+
+def never(*a, **k):
+    raise AssertionError("no probe expected")
+
+
+def test_auto_is_fp32_without_native_bf16(tmp_path):
+    c = choose_precision("auto", "cpu", info=AVX2, cache=tmp_path, measure=never)
+    assert c.precision == "fp32" and c.warning is None
+    assert c.reason == "fp32: this CPU (AVX2) has no native bf16 kernels"
+
+
+def test_auto_is_bf16_where_native_and_measured_faster(tmp_path):
+    calls = []
+    fast = lambda: calls.append(1) or 1.8
+    c = choose_precision("auto", "cpu", info=AMX, cache=tmp_path, measure=fast)
+    assert c.precision == "bf16" and "measured 1.80x" in c.reason and "AMX" in c.reason
+    # remembered per machine and torch version: the second start does not measure again
+    c2 = choose_precision("auto", "cpu", info=AMX, cache=tmp_path, measure=never)
+    assert c2 == c and calls == [1]
+    # another CPU kind is measured on its own
+    c3 = choose_precision("auto", "cpu", info=AVX512_BF16, cache=tmp_path, measure=lambda: 0.9)
+    assert c3.precision == "fp32" and "measured only 0.90x" in c3.reason
+
+
+def test_forced_bf16_warns_where_not_native(tmp_path):
+    c = choose_precision("bf16", "cpu", info=AVX2, cache=tmp_path, measure=never)
+    assert c.precision == "bf16"
+    assert c.warning and "8-13x slower than fp32" in c.warning and "AVX2" in c.warning
+    assert choose_precision("bf16", "cpu", info=AMX, cache=tmp_path, measure=never).warning is None
+    assert choose_precision("fp32", "cpu", info=AMX, cache=tmp_path, measure=never).precision == "fp32"
+    with pytest.raises(ValueError, match="choose auto, fp32 or bf16"):
+        choose_precision("fp16", "cpu")
+
+
+def test_unreadable_cache_is_measured_again(tmp_path):
+    (tmp_path / "precision.json").write_text("{not json")
+    c = choose_precision("auto", "cpu", info=AMX, cache=tmp_path, measure=lambda: 2.0)
+    assert c.precision == "bf16"
+
+
+def test_trainer_autocast_follows_the_choice(monkeypatch):
+    import gan.train as gt
+
+    for info, expect in ((AVX2, False), (AMX, True)):
+        monkeypatch.setattr(gt, "choose_precision", lambda req, dev, info=info: choose_precision(
+            req, dev, info=info, cache=None, measure=lambda: 2.0))  # fmt: skip
+        tr = Trainer(TINY, tiny_train(precision="auto"), torch.device("cpu"))
+        assert tr.autocast._enabled is expect and tr.precision.precision == ("bf16" if expect else "fp32")
+
+
+def test_default_precision_is_auto_and_matches_this_cpu(tmp_path):
+    from gan import TrainConfig
+
+    assert TrainConfig().precision == "auto"
+    info = cpu_info()
+    if not info.native_bf16:
+        assert choose_precision("auto", "cpu").precision == "fp32"
+
+
+def test_set_threads():
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(1) == 1 and torch.get_num_threads() == 1
+        assert set_threads(0) >= 1
+    finally:
+        torch.set_num_threads(before)
