@@ -1,0 +1,437 @@
+// GAN Lab: the generator runs in the visitor's browser (ONNX + onnxruntime-web, WebAssembly).
+//
+//   import * as gen from "/gradio_api/file=.../browser_gen.js";
+//   const view = await gen.mountView(element, { modelUrl, manifest, payload, onServer });
+//   view.show({ t: 0.5 });            // z in JS from the payload, image into the canvas: {where: "browser", ms}
+//   view.mode                          // "browser" | "server" (the runtime or the model could not load)
+//
+// The server sends the few latents once (gan.onnx_export.*_payload: base64 float32), because torch's
+// seeded randn cannot be reproduced here; this file recomputes z with the formulas of gan.sampling
+// (lerp, slerp) and gan.latent (edit, the seed-plane blend) and runs the exported generator.
+//
+// The runtime is a pinned onnxruntime-web from a public CDN, each file checked against its
+// Subresource-Integrity hash (the browser refuses a changed file), or the same two files from a URL
+// the server hosts (offline / locked-down deployments: pass {runtime: {base: "/ort/"}}).
+// Nothing here throws at the caller for a missing runtime: loadRuntime/loadGenerator/mountView
+// answer {ok: false, reason} and the page keeps using the server.
+
+export const ORT_VERSION = "1.30.0";
+export const ORT_CDN = `https://cdn.jsdelivr.net/npm/onnxruntime-web@${ORT_VERSION}/dist/`;
+// the ES-module bundle (glue code included) and the SIMD WebAssembly binary it runs
+export const ORT_FILES = { module: "ort.wasm.bundle.min.mjs", wasm: "ort-wasm-simd-threaded.wasm" };
+export const ORT_INTEGRITY = {
+  module: "sha384-PLWz+nHEVHpjwBsO0YVdvQj6n5814Iv8E3b8FG0Rp/uIAtjFMCKOpP66iPzedrIG",
+  wasm: "sha384-vjBJ1z7qrhkTyYsNqKeF6c7N+nOJSU94czEo+tvZcu8G75JparGq9kB+kTnEUNVM",
+};
+export const MANIFEST_FORMAT = "gan-lab-onnx/1";
+
+const f32 = Math.fround;
+
+// ---------------------------------------------------------------------------------------------
+// latent math: float32 results, the same formulas (and operation order) as the Python side
+
+/** base64 of little-endian float32 bytes (gan.onnx_export.encode_f32) -> Float32Array. */
+export function decodeF32(b64) {
+  const bin = atob(b64);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  if (bytes.length % 4) throw new Error(`float32 data has ${bytes.length} bytes, not a multiple of 4`);
+  const view = new DataView(bytes.buffer);
+  const out = new Float32Array(bytes.length / 4);
+  for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(4 * i, true);
+  return out;
+}
+
+/** gan.sampling.lerp: a + (b - a) * t, each step rounded to float32 as torch does. */
+export function lerp(a, b, t) {
+  const tt = f32(t);
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = f32(a[i] + f32(f32(b[i] - a[i]) * tt));
+  return out;
+}
+
+function norm(a) {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * a[i];
+  return Math.sqrt(s);
+}
+
+/** gan.sampling.slerp: spherical interpolation; lerp when a and b are (anti)parallel. */
+export function slerp(a, b, t) {
+  const tt = f32(t);
+  const na = Math.max(norm(a), 1e-12);
+  const nb = Math.max(norm(b), 1e-12);
+  let dot = 0;
+  for (let i = 0; i < a.length; i++) dot += (a[i] / na) * (b[i] / nb);
+  dot = Math.min(1, Math.max(-1, dot));
+  const omega = Math.acos(dot);
+  const so = Math.sin(omega);
+  if (Math.abs(so) < 1e-6) return lerp(a, b, tt);
+  const wa = Math.sin((1 - tt) * omega);
+  const wb = Math.sin(tt * omega);
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = f32((wa * a[i] + wb * b[i]) / so);
+  return out;
+}
+
+/** gan.sampling.interpolate: slerp or lerp, with exact ends (t = 0 gives a, t = 1 gives b, bit for bit). */
+export function interpolate(a, b, t, mode = "slerp") {
+  if (mode !== "slerp" && mode !== "lerp") throw new Error(`mode must be 'slerp' or 'lerp', got ${mode}`);
+  const tt = f32(t);
+  if (tt === 0) return Float32Array.from(a);
+  if (tt === 1) return Float32Array.from(b);
+  return mode === "slerp" ? slerp(a, b, tt) : lerp(a, b, tt);
+}
+
+/** gan.latent.edit: z + sum_i amounts[i] * std[i] * vectors[i]; vectors is (k, zDim) row-major. */
+export function edit(z, vectors, std, amounts) {
+  const k = std.length;
+  const zDim = z.length;
+  if (amounts.length !== k) throw new Error(`amounts must have ${k} values (one per direction), got ${amounts.length}`);
+  if (vectors.length !== k * zDim) throw new Error(`vectors must be (${k}, ${zDim})`);
+  if (!amounts.some((x) => x !== 0)) return Float32Array.from(z); // all zero: an exact copy, as in Python
+  const out = new Float32Array(zDim);
+  for (let j = 0; j < zDim; j++) {
+    let d = 0;
+    for (let i = 0; i < k; i++) d += f32(f32(amounts[i]) * std[i]) * vectors[i * zDim + j];
+    out[j] = f32(z[j] + f32(d));
+  }
+  return out;
+}
+
+/** gan.latent._blend for one point: corners (4 * zDim: top-left, top-right, bottom-left,
+ * bottom-right), u left to right, v top to bottom, both in [0, 1]. */
+export function blend(corners, u, v, mode = "slerp") {
+  const zDim = corners.length / 4;
+  const [tl, tr, bl, br] = [0, 1, 2, 3].map((i) => corners.subarray(i * zDim, (i + 1) * zDim));
+  if (mode === "slerp") return interpolate(interpolate(tl, tr, u), interpolate(bl, br, u), v); // as gan.latent
+  if (mode !== "bilinear") throw new Error(`mode must be 'slerp' or 'bilinear', got ${mode}`);
+  const uu = f32(u);
+  const vv = f32(v);
+  const [w0, w1, w2, w3] = [
+    f32(f32(1 - uu) * f32(1 - vv)),
+    f32(uu * f32(1 - vv)),
+    f32(f32(1 - uu) * vv),
+    f32(uu * vv),
+  ];
+  const out = new Float32Array(zDim);
+  for (let j = 0; j < zDim; j++) {
+    out[j] = f32(f32(f32(f32(w0 * tl[j]) + f32(w1 * tr[j])) + f32(w2 * bl[j])) + f32(w3 * br[j]));
+  }
+  return out;
+}
+
+/** Decode a payload of gan.onnx_export (interpolate_payload / explore_payload / plane_payload) once. */
+export function decodePayload(p) {
+  const d = { ...p };
+  if (p.kind === "interpolate") Object.assign(d, { z_a: decodeF32(p.z_a), z_b: decodeF32(p.z_b) });
+  else if (p.kind === "explore") Object.assign(d, { z: decodeF32(p.z), vectors: decodeF32(p.vectors), std: decodeF32(p.std) });
+  else if (p.kind === "plane") Object.assign(d, { corners: decodeF32(p.corners) });
+  else throw new Error(`unknown payload kind ${p.kind}`);
+  return d;
+}
+
+/** z for slider values: {t} (interpolate), {amounts: [...]} (explore), {u, v} (plane). */
+export function zFromPayload(d, params) {
+  if (typeof d.z_a === "string" || typeof d.z === "string" || typeof d.corners === "string") d = decodePayload(d);
+  if (d.kind === "interpolate") return interpolate(d.z_a, d.z_b, params.t, d.mode);
+  if (d.kind === "explore") return edit(d.z, d.vectors, d.std, params.amounts);
+  if (d.kind === "plane") return blend(d.corners, params.u, params.v, d.mode);
+  throw new Error(`unknown payload kind ${d.kind}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// pixels: gan.data.to_uint8, i.e. floor((clamp(x, -1, 1) + 1) * 127.5 + 0.5) in float32
+
+/** NCHW float output of one image -> RGBA bytes for ImageData (grayscale repeated in R, G, B). */
+export function toRGBA(data, channels, size, offset = 0) {
+  const n = size * size;
+  const rgba = new Uint8ClampedArray(4 * n);
+  for (let c = 0; c < 3; c++) {
+    const src = offset + (channels === 1 ? 0 : c) * n;
+    for (let i = 0; i < n; i++) {
+      const x = Math.min(1, Math.max(-1, data[src + i]));
+      rgba[4 * i + c] = Math.floor(f32(f32(f32(x + 1) * 127.5) + 0.5));
+    }
+  }
+  for (let i = 0; i < n; i++) rgba[4 * i + 3] = 255;
+  return rgba;
+}
+
+// ---------------------------------------------------------------------------------------------
+// the runtime
+
+const runtimes = new Map(); // base URL -> Promise of a loadRuntime answer: one load per page
+
+async function fetchChecked(url, integrity, kind, signal) {
+  const init = { mode: "cors", credentials: "omit", signal };
+  if (integrity) init.integrity = integrity;
+  const r = await fetch(url, init);
+  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  return kind === "text" ? r.text() : r.arrayBuffer();
+}
+
+/**
+ * Load onnxruntime-web once per base URL. Never throws.
+ * options.base: folder holding ORT_FILES (default ORT_CDN); options.integrity: {module, wasm} SRI
+ * hashes (default ORT_INTEGRITY; pass null only for files you host and trust);
+ * options.numThreads: default 1, or up to 4 when the page is cross-origin isolated;
+ * options.timeoutMs: give up after this long (default 60 s; the wasm is ~14 MB, cached afterwards).
+ * -> {ok: true, ort, version, threads, base, ms} | {ok: false, reason, base}
+ */
+export function loadRuntime(options = {}) {
+  const base = new URL(options.base || ORT_CDN, globalThis.location?.href).href;
+  if (!runtimes.has(base)) runtimes.set(base, loadRuntimeOnce(base, options));
+  return runtimes.get(base);
+}
+
+async function loadRuntimeOnce(base, options) {
+  const t0 = performance.now();
+  const integrity = options.integrity === undefined ? ORT_INTEGRITY : options.integrity;
+  if (typeof WebAssembly !== "object" || typeof WebAssembly.instantiate !== "function") {
+    return { ok: false, base, reason: "this browser has no WebAssembly" };
+  }
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), options.timeoutMs ?? 60000);
+  let blobUrl = null;
+  try {
+    const [code, wasm] = await Promise.all([
+      fetchChecked(new URL(ORT_FILES.module, base).href, integrity?.module, "text", ctl.signal),
+      fetchChecked(new URL(ORT_FILES.wasm, base).href, integrity?.wasm, "arrayBuffer", ctl.signal),
+    ]);
+    // the checked text becomes the module: import() itself cannot check an integrity hash
+    blobUrl = URL.createObjectURL(new Blob([code], { type: "text/javascript" }));
+    const ort = await import(/* webpackIgnore: true */ blobUrl);
+    const isolated = globalThis.crossOriginIsolated === true;
+    const threads = options.numThreads ?? (isolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
+    ort.env.wasm.wasmBinary = wasm;
+    ort.env.wasm.numThreads = isolated ? threads : 1; // threads need SharedArrayBuffer
+    ort.env.wasm.proxy = false;
+    ort.env.logLevel = "error";
+    return { ok: true, ort, version: ort.env.versions?.web ?? ORT_VERSION, threads: ort.env.wasm.numThreads, base,
+             ms: performance.now() - t0 }; // prettier-ignore
+  } catch (e) {
+    const why = ctl.signal.aborted ? "timed out" : e?.name === "TypeError" ? `${e.message} (blocked, offline or integrity mismatch)` : String(e?.message ?? e);
+    runtimes.delete(base); // a later call may try again (the network may come back)
+    return { ok: false, base, reason: `onnxruntime-web could not load from ${base}: ${why}` };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the generator
+
+export class BrowserGenerator {
+  constructor(ort, session, manifest) {
+    this.ort = ort;
+    this.session = session;
+    this.manifest = manifest;
+    this.zDim = manifest.z_dim;
+    this.size = manifest.image_size;
+    this.channels = manifest.channels;
+    this.inputName = manifest.input || session.inputNames[0];
+    this.outputName = manifest.output || session.outputNames[0];
+    this._queue = Promise.resolve(); // session.run calls one at a time
+  }
+
+  /** ort + model (URL string, ArrayBuffer or Uint8Array) + manifest -> BrowserGenerator (throws on failure). */
+  static async create(ort, model, manifest) {
+    if (manifest.format !== MANIFEST_FORMAT) throw new Error(`unknown model format ${manifest.format}`);
+    let bytes = model;
+    if (typeof model === "string") {
+      const r = await fetch(model);
+      if (!r.ok) throw new Error(`model ${model}: HTTP ${r.status}`);
+      bytes = await r.arrayBuffer();
+    }
+    bytes = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+    const session = await ort.InferenceSession.create(bytes, {
+      executionProviders: ["wasm"],
+      graphOptimizationLevel: "all",
+    });
+    const gen = new BrowserGenerator(ort, session, manifest);
+    await gen.run(new Float32Array(gen.zDim)); // a first run compiles kernels and proves the model works
+    return gen;
+  }
+
+  /** z (Float32Array of zDim) -> {rgba: Uint8ClampedArray (size * size * 4), raw: Float32Array, ms}. */
+  run(z) {
+    if (!(z instanceof Float32Array) || z.length !== this.zDim) {
+      return Promise.reject(new Error(`z must be a Float32Array of ${this.zDim} values`));
+    }
+    const job = this._queue.then(async () => {
+      const t0 = performance.now();
+      const feeds = { [this.inputName]: new this.ort.Tensor("float32", z, [1, this.zDim]) };
+      const out = await this.session.run(feeds);
+      const raw = out[this.outputName].data;
+      const rgba = toRGBA(raw, this.channels, this.size);
+      return { rgba, raw, ms: performance.now() - t0 };
+    });
+    this._queue = job.catch(() => {});
+    return job;
+  }
+
+  /** z -> pixels in `canvas` at the model's resolution (upscaled crisply by CSS). -> {where, ms} */
+  async render(z, canvas) {
+    const t0 = performance.now();
+    const { rgba } = await this.run(z);
+    if (canvas.width !== this.size || canvas.height !== this.size) {
+      canvas.width = this.size;
+      canvas.height = this.size;
+    }
+    canvas.getContext("2d").putImageData(new ImageData(rgba, this.size, this.size), 0, 0);
+    return { where: "browser", ms: performance.now() - t0 };
+  }
+}
+
+/** Runtime + model in one call. Never throws: {ok: true, generator, runtime} | {ok: false, reason}. */
+export async function loadGenerator({ model, manifest, runtime = {} }) {
+  const rt = await loadRuntime(runtime);
+  if (!rt.ok) return { ok: false, reason: rt.reason };
+  try {
+    return { ok: true, generator: await BrowserGenerator.create(rt.ort, model, manifest), runtime: rt };
+  } catch (e) {
+    return { ok: false, reason: `the model could not run in this browser: ${e?.message ?? e}` };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// a view: one canvas, a discreet "where" line, latest-wins rendering, and the server fallback
+
+/** Style a canvas for crisp upscaling of a small image. */
+export function crispCanvas(canvas, size, displayPx) {
+  canvas.width = size;
+  canvas.height = size;
+  canvas.style.imageRendering = "pixelated";
+  canvas.style.width = displayPx ? `${displayPx}px` : "100%";
+  canvas.style.maxWidth = "100%";
+  canvas.style.aspectRatio = "1 / 1";
+  return canvas;
+}
+
+/** "in your browser, 3 ms" / "on the server" */
+export function whereText(where, ms) {
+  if (where === "browser") return `in your browser, ${ms < 10 ? ms.toFixed(1) : Math.round(ms)} ms`;
+  if (where === "server") return ms == null ? "on the server" : `on the server, ${Math.round(ms)} ms`;
+  return "";
+}
+
+/**
+ * Mount the in-browser generator in `element` (uses its <canvas> and [data-gan-where] if present,
+ * else creates them). Never throws. Resolves once the runtime and the model are loaded or failed.
+ *
+ * options: {modelUrl | modelBytes, manifest, payload?, runtime?: {base, integrity, numThreads, timeoutMs},
+ *           displayPx?, onServer?(params) (called for each move while the browser cannot render),
+ *           onRender?({where, ms, params})}
+ * -> view {mode: "browser" | "server", reason, generator, show(params), setPayload(p), showZ(z), last}
+ * The element gets data-gan-mode="browser" | "server" and data-gan-reason, and receives a
+ * "gan-mode" CustomEvent ({detail: {mode, reason}}) when the mode is known.
+ */
+export async function mountView(element, options) {
+  const canvas = element.querySelector("canvas") || element.appendChild(document.createElement("canvas"));
+  let whereEl = element.querySelector("[data-gan-where]");
+  if (!whereEl) {
+    whereEl = element.appendChild(document.createElement("small"));
+    whereEl.setAttribute("data-gan-where", "");
+    whereEl.style.opacity = "0.65";
+    whereEl.style.display = "block";
+  }
+  crispCanvas(canvas, options.manifest?.image_size || 64, options.displayPx);
+  const view = {
+    mode: "loading", reason: "", generator: null, payload: null, canvas, last: null, renders: 0,
+    _want: null, _busy: false, _waiters: [],
+  }; // prettier-ignore
+  element.dataset.ganMode = "loading";
+
+  const setMode = (mode, reason = "") => {
+    view.mode = mode;
+    view.reason = reason;
+    element.dataset.ganMode = mode;
+    element.dataset.ganReason = reason;
+    element.dispatchEvent(new CustomEvent("gan-mode", { detail: { mode, reason }, bubbles: true }));
+  };
+
+  view.setPayload = (p) => {
+    view.payload = p ? decodePayload(p) : null;
+  };
+  view.markServer = (ms) => {
+    // the caller drew a server image: say so
+    whereEl.textContent = whereText("server", ms);
+    element.dataset.ganWhere = "server";
+  };
+
+  // latest wins: a move during a render replaces the pending one; every caller gets the answer of
+  // the render that covered its move (or of a later one)
+  const pump = async () => {
+    if (view._busy) return;
+    view._busy = true;
+    while (view._want) {
+      const { z, params } = view._want;
+      const waiters = view._waiters;
+      view._want = null;
+      view._waiters = [];
+      let res;
+      try {
+        res = { ...(await view.generator.render(z, canvas)), params };
+        view.renders += 1;
+        view.last = res;
+        whereEl.textContent = whereText("browser", res.ms);
+        element.dataset.ganWhere = "browser";
+        element.dataset.ganMs = res.ms.toFixed(2);
+        options.onRender?.(res);
+      } catch (e) {
+        res = { where: "error", error: String(e?.message ?? e), params };
+      }
+      waiters.forEach((w) => w(res));
+    }
+    view._busy = false;
+  };
+
+  view.showZ = (z, params = null) => {
+    if (view.mode !== "browser") {
+      options.onServer?.(params);
+      return Promise.resolve({ where: "server", params });
+    }
+    return new Promise((resolve) => {
+      view._want = { z, params };
+      view._waiters.push(resolve);
+      pump();
+    });
+  };
+  view.show = (params) => {
+    if (view.mode !== "browser" || !view.payload) {
+      options.onServer?.(params);
+      return Promise.resolve({ where: "server", params });
+    }
+    return view.showZ(zFromPayload(view.payload, params), params);
+  };
+
+  if (options.payload) view.setPayload(options.payload);
+  const res = await loadGenerator({
+    model: options.modelBytes || options.modelUrl,
+    manifest: options.manifest,
+    runtime: options.runtime || {},
+  });
+  if (res.ok) {
+    view.generator = res.generator;
+    view.runtime = res.runtime;
+    setMode("browser");
+  } else {
+    setMode("server", res.reason);
+    whereEl.textContent = whereText("server");
+  }
+  return view;
+}
+
+/** Call fn(number) on every user move of a Gradio slider (its range and number inputs) under `root`. */
+export function bindSlider(root, fn) {
+  const el = typeof root === "string" ? document.querySelector(root) : root;
+  if (!el) throw new Error(`no slider at ${root}`);
+  const inputs = el.matches("input") ? [el] : Array.from(el.querySelectorAll("input[type=range], input[type=number]"));
+  const handler = (ev) => {
+    const x = Number(ev.target.value);
+    if (Number.isFinite(x)) fn(x);
+  };
+  inputs.forEach((i) => i.addEventListener("input", handler));
+  return () => inputs.forEach((i) => i.removeEventListener("input", handler));
+}
