@@ -4,7 +4,7 @@ from gan import ModelConfig, TrainConfig, load_images, fit, load_model, sample
 """
 
 from .config import ConfigError, ModelConfig, TrainConfig
-from .data import DataError, DatasetReport, ImageData, Limits, load_images, make_synthetic
+from .data import DataError, DatasetReport, ImageData, Limits, load_files, load_images, make_synthetic
 from .hub import HubError, ModelLoadError, load_hub_dataset, load_model, push_to_hub, save_model
 from .models import Discriminator, Generator
 from .sampling import (
@@ -33,7 +33,7 @@ __all__ = [
     "Checkpoint", "CheckpointError", "ConfigError", "DataError", "DatasetReport", "Discriminator",
     "Done", "Generator", "HubError", "ImageData", "Limits", "Metric", "ModelConfig", "ModelLoadError",
     "Rollback", "Samples", "Started", "StepLog", "TrainConfig", "fit", "interpolation_frames",
-    "latents", "lerp", "load_hub_dataset", "load_images", "load_model", "make_grid", "make_synthetic",
+    "latents", "lerp", "load_files", "load_hub_dataset", "load_images", "load_model", "make_grid", "make_synthetic",
     "push_to_hub", "sample", "save_gif", "save_model", "save_png", "slerp",
 ]  # fmt: skip
 __version__ = "0.1.0"

@@ -11,21 +11,21 @@ Augmentations work on whole float batches on the training device (no per-image P
 
 from __future__ import annotations
 
-import gzip
+import functools
 import hashlib
 import io
+import math
 import os
-import struct
-import warnings
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 SYSTEM_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 N_EXAMPLES = 3
@@ -78,14 +78,27 @@ class DatasetReport:
     def n_skipped(self) -> int:
         return sum(self.skipped.values())
 
-    def skip(self, reason: str, name: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+    def skip(self, reason: str, name: str, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
         ex = self.examples.setdefault(reason, [])
         if len(ex) < N_EXAMPLES:
             ex.append(name)
 
-    def note(self, what: str) -> None:
-        self.notes[what] = self.notes.get(what, 0) + 1
+    def note(self, what: str, n: int = 1) -> None:
+        self.notes[what] = self.notes.get(what, 0) + n
+
+    @classmethod
+    def merge(cls, reports: Sequence[DatasetReport], source: str) -> DatasetReport:
+        """One report for several sources: counts added, a few examples kept per reason."""
+        out = cls(source, n_ok=sum(r.n_ok for r in reports))
+        for r in reports:
+            for reason, n in r.skipped.items():
+                out.skipped[reason] = out.skipped.get(reason, 0) + n
+                ex = out.examples.setdefault(reason, [])
+                ex.extend(r.examples.get(reason, [])[: N_EXAMPLES - len(ex)])
+            for what, n in r.notes.items():
+                out.note(what, n)
+        return out
 
     def details(self) -> list[str]:
         """One line per skip reason (most frequent first, with example names), then the notes."""
@@ -136,43 +149,52 @@ def _to_mode(img: Image.Image, channels: int) -> Image.Image:
     return img.convert("RGB" if channels == 3 else "L")
 
 
-def _center_square_resize(img: Image.Image, size: int) -> Image.Image:
-    w, h = img.size
-    s = min(w, h)
-    left, top = (w - s) // 2, (h - s) // 2
-    img = img.crop((left, top, left + s, top + s))
-    if s != size:
-        img = img.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    return img
+# Formats decoded: the common photo/web formats, all pure-Python/C decoders in Pillow. Anything else
+# (EPS, which would run Ghostscript; PSD; ICNS; ...) is "not an image", whatever its name.
+IMAGE_FORMATS = ("PNG", "JPEG", "MPO", "GIF", "BMP", "WEBP", "TIFF", "PPM")
+
+
+@functools.cache
+def _open_formats() -> tuple[str, ...]:
+    Image.init()  # registers every plugin once (Pillow does this itself on a first unknown format)
+    return tuple(f for f in IMAGE_FORMATS if f in Image.OPEN)
 
 
 def decode_image(data: bytes, size: int, channels: int, max_pixels: int) -> tuple[np.ndarray | None, str | None, bool]:
-    """bytes -> (uint8 (C, S, S) array, None, animated) or (None, skip reason, False)."""
+    """bytes -> (uint8 (C, S, S) array, None, animated) or (None, skip reason, False).
+
+    Thread-safe: no process-wide Pillow setting is read for limits or changed. The pixel limit is
+    checked from the header before any pixel is decoded, and a truncated file fails `load()`
+    (Pillow's default; this module never sets LOAD_TRUNCATED_IMAGES). EXIF orientation is applied,
+    then the image is centre-cropped to a square and resized (ImageOps.fit, Lanczos).
+    """
     if len(data) == 0:
         return None, "empty file (0 bytes)", False
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    too_large = f"image too large (over {max_pixels:,} pixels; decompression bomb guard)"
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
-            try:
-                img = Image.open(io.BytesIO(data))
-                w, h = img.size
-                if w * h > max_pixels:
-                    return None, f"image too large (over {max_pixels:,} pixels)", False
-                animated = getattr(img, "n_frames", 1) > 1  # the first frame is used
-                if img.format == "JPEG":
-                    img.draft("RGB" if channels == 3 else "L", (size * 2, size * 2))
-                img.load()
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return None, f"decompression bomb (over {max_pixels:,} pixels)", False
+        img = Image.open(io.BytesIO(data), formats=_open_formats())  # reads the header only
+    except Image.DecompressionBombError:  # over twice Pillow's own limit: refused by Pillow itself
+        return None, too_large, False
     except UnidentifiedImageError:
         return None, "not an image", False
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError):
+    except Exception:  # a header that a plugin chokes on (struct.error, SyntaxError, ...)
         return None, "truncated or corrupt image", False
-    img = _center_square_resize(_to_mode(img, channels), size)
+    try:
+        with img:
+            w, h = img.size
+            if w <= 0 or h <= 0:
+                return None, "truncated or corrupt image", False
+            if w * h > max_pixels:
+                return None, too_large, False
+            animated = getattr(img, "n_frames", 1) > 1  # the first frame is used
+            if img.format in ("JPEG", "MPO"):
+                # decode at a reduced scale (DCT scaling) when the image is much larger than needed
+                img.draft("RGB" if channels == 3 else "L", (size * 2, size * 2))
+            img.load()  # raises OSError on a truncated file
+            img = ImageOps.exif_transpose(img)  # phone photos: the camera's rotation, applied
+            img = ImageOps.fit(_to_mode(img, channels), (size, size), Image.Resampling.LANCZOS)
+    except Exception:  # decoders raise OSError, SyntaxError, ValueError, struct.error, EOFError, ...
+        return None, "truncated or corrupt image", False
     a = np.asarray(img, dtype=np.uint8)
     a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (S, S[, C]) -> (C, S, S)
     return np.ascontiguousarray(a), None, animated
@@ -190,8 +212,8 @@ def _is_system(name: str) -> bool:
 def _zip_entries(path: Path, limits: Limits, report: DatasetReport) -> Iterator[tuple[str, bytes]]:
     try:
         zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise DataError(f"{path.name} is not a valid zip file") from None
+    except Exception:  # BadZipFile, or a damaged central directory (OSError, ValueError, EOFError, ...)
+        raise DataError(f"{path.name} is not a valid zip archive") from None
     with zf:
         infos = [i for i in zf.infolist() if not i.is_dir()]
         if not infos:
@@ -219,9 +241,14 @@ def _zip_entries(path: Path, limits: Limits, report: DatasetReport) -> Iterator[
                 report.skip("system file (__MACOSX, .DS_Store, ._*)", name)
                 continue
             try:
-                yield name, zf.read(i)
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError):
+                data = zf.read(i)  # at most i.file_size bytes (checked above), CRC verified
+            except RuntimeError:  # "File ... is encrypted, password required"
+                report.skip("encrypted zip entry", name)
+                continue
+            except Exception:  # BadZipFile (CRC), zlib.error, EOFError, NotImplementedError, ...
                 report.skip("corrupt zip entry", name)
+                continue
+            yield name, data
 
 
 def _folder_entries(path: Path, limits: Limits, report: DatasetReport) -> Iterator[tuple[str, bytes]]:
@@ -243,24 +270,55 @@ def _folder_entries(path: Path, limits: Limits, report: DatasetReport) -> Iterat
         if _is_system(rel):
             report.skip("system file (__MACOSX, .DS_Store, ._*)", rel)
             continue
-        total += f.stat().st_size
-        if total > limits.max_total_bytes:
-            raise DataError(f"{path} holds over {limits.max_total_bytes:,} bytes; the limit")
-        yield rel, f.read_bytes()
+        try:
+            total += f.stat().st_size
+            if total > limits.max_total_bytes:
+                raise DataError(f"{path} holds over {limits.max_total_bytes:,} bytes; the limit")
+            data = f.read_bytes()
+        except OSError:
+            report.skip("unreadable file (permission or I/O error)", rel)
+            continue
+        yield rel, data
 
 
-def read_idx(data: bytes) -> np.ndarray:
-    """Parse an IDX file (MNIST format); gzip is detected. Returns the array (e.g. N, 28, 28)."""
+def _gunzip(data: bytes, limit: int, what: str) -> bytes:
+    """Decompress gzip data, refusing more than `limit` bytes of output (a gzip bomb)."""
+    d = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
+    try:
+        out = d.decompress(data, limit + 1)
+        if len(out) > limit:
+            raise DataError(f"{what} unpacks to over {limit:,} bytes; the limit (GAN_MAX_TOTAL_BYTES)")
+        out += d.flush()
+    except zlib.error:
+        raise DataError(f"{what} is not valid gzip data (damaged or truncated)") from None
+    if not d.eof:
+        raise DataError(f"{what} is truncated (the gzip stream ends early)")
+    return out
+
+
+def read_idx(data: bytes, *, limit: int = 2 << 30, what: str = "IDX file") -> np.ndarray:
+    """Parse an IDX file (MNIST format); gzip is detected. Returns the array (e.g. N, 28, 28).
+
+    Any malformed input raises DataError: bad magic, a header shorter than its dimensions say,
+    data shorter than the dimensions, a gzip stream that is damaged or unpacks past `limit`.
+    """
     if data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
+        data = _gunzip(data, limit, what)
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise DataError("not an unsigned-byte IDX file")
+        raise DataError(f"{what} is not an unsigned-byte IDX file (its first bytes are not 00 00 08)")
     ndim = data[3]
-    dims = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
-    n = int(np.prod(dims))
-    if len(data) < 4 + 4 * ndim + n:
-        raise DataError("IDX file is truncated")
-    return np.frombuffer(data, np.uint8, n, 4 + 4 * ndim).reshape(dims)
+    if not 1 <= ndim <= 4:
+        raise DataError(f"{what}: an IDX image file has 3 or 4 dimensions, this header says {ndim}")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{what}: the IDX header is truncated ({len(data)} bytes, {header} needed)")
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    n = math.prod(dims)  # Python ints: no overflow for absurd dimensions
+    if len(data) < header + n:
+        raise DataError(
+            f"{what} is truncated: dimensions {dims} need {n:,} bytes of pixels, it has {len(data) - header:,}"
+        )
+    return np.frombuffer(data, np.uint8, n, header).reshape(dims)
 
 
 def _is_idx(name: str) -> bool:
@@ -275,9 +333,15 @@ def _array_to_images(a: np.ndarray, size: int, channels: int, what: str) -> np.n
         a = a.transpose(0, 3, 1, 2)
     if a.ndim != 4 or a.shape[1] not in (1, 3, 4):
         raise DataError(f"{what}: expected images shaped (N,H,W), (N,H,W,C) or (N,C,H,W); got {a.shape}")
+    if a.shape[0] == 0:
+        raise DataError(f"{what}: the images array is empty")
+    if min(a.shape[2:]) < 1:
+        raise DataError(f"{what}: images of size {a.shape[2]}x{a.shape[3]} pixels")
     if a.dtype != np.uint8:
-        if not np.issubdtype(a.dtype, np.number):
-            raise DataError(f"{what}: images must be numeric, got dtype {a.dtype}")
+        if a.dtype.fields is not None or not (
+            np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating) or a.dtype == np.bool_
+        ):
+            raise DataError(f"{what}: images must be integers or floats, got dtype {a.dtype}")
         f = a.astype(np.float32)
         lo, hi = float(np.nanmin(f)), float(np.nanmax(f))
         if lo >= -1.0 and hi <= 1.0:
@@ -356,6 +420,10 @@ def make_synthetic(n: int = 2048, size: int = 32, channels: int = 3, seed: int =
 # the one entry point
 
 
+HF_DATASET_PREFIX = "hf://datasets/"
+ARCHIVE_SUFFIXES = (".zip", ".npz")
+
+
 def load_images(
     source: str | os.PathLike,
     image_size: int,
@@ -364,12 +432,19 @@ def load_images(
     limits: Limits | None = None,
     seed: int = 0,
     n_synthetic: int = 2048,
+    token: str | bool | None = None,
 ) -> ImageData:
-    """Read a source into memory: `synthetic`, a folder, a .zip, an .npz or an IDX file."""
+    """Read a source into memory: `synthetic`, a folder, a .zip, an .npz, an IDX file, or a Hub
+    dataset `hf://datasets/user/name[@revision]` (`token` is used for that only: None = the
+    huggingface_hub default, False = anonymous)."""
     limits = limits or Limits.from_env()
     if str(source) == "synthetic":
         imgs = make_synthetic(n_synthetic, image_size, channels, seed)
         return ImageData(imgs, DatasetReport("synthetic shapes", n_ok=len(imgs)))
+    if isinstance(source, str) and source.startswith(HF_DATASET_PREFIX):
+        from .hub import load_hub_dataset  # imported on use: data sits below the Hub code
+
+        return load_hub_dataset(source, image_size, channels, token=token, limits=limits)
     path = Path(source).expanduser()
     if not path.exists():
         raise DataError(f"data source {str(source)!r} does not exist")
@@ -377,10 +452,15 @@ def load_images(
     if path.is_file() and path.suffix.lower() == ".npz":
         return _load_npz(path, image_size, channels, limits, report)
     if path.is_file() and _is_idx(path.name):
-        arr = _array_to_images(read_idx(path.read_bytes()), image_size, channels, path.name)
-        report.n_ok = len(arr)
+        if path.stat().st_size > limits.max_total_bytes:
+            raise DataError(f"{path.name} is over {limits.max_total_bytes:,} bytes; the limit (GAN_MAX_TOTAL_BYTES)")
+        idx = read_idx(path.read_bytes(), limit=limits.max_total_bytes, what=path.name)
+        arr = _array_to_images(idx, image_size, channels, path.name)
+        report.n_ok = min(len(arr), limits.max_images)
+        if len(arr) > limits.max_images:
+            report.skip(f"over the limit of {limits.max_images:,} images", path.name, len(arr) - limits.max_images)
         return ImageData(torch.from_numpy(arr[: limits.max_images]), report)
-    if path.is_file() and zipfile.is_zipfile(path):
+    if path.is_file() and (path.suffix.lower() == ".zip" or zipfile.is_zipfile(path)):
         entries = _zip_entries(path, limits, report)
     elif path.is_dir():
         entries = _folder_entries(path, limits, report)
@@ -391,21 +471,130 @@ def load_images(
     return _decode_all(entries, image_size, channels, limits, report)
 
 
+def load_files(
+    paths: Sequence[str | os.PathLike],
+    size: int,
+    channels: int,
+    limits: Limits | None = None,
+    *,
+    token: str | bool | None = None,
+) -> ImageData:
+    """Uploaded files -> one ImageData with one merged report.
+
+    Each archive (.zip, .npz, IDX, a folder, an `hf://datasets/...` id) is read by `load_images`;
+    all other files (loose images, and anything else, which is skipped and counted) are decoded
+    together as "N uploaded files". A broken archive raises DataError naming it. The limits
+    apply to the list as a whole: number of files, bytes of loose files, images kept.
+    """
+    limits = limits or Limits.from_env()
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not paths:
+        raise DataError("no files given")
+    if len(paths) > limits.max_files:
+        raise DataError(f"{len(paths):,} files given; the limit is {limits.max_files:,}")
+    archives: list[str | Path] = []
+    loose: list[Path] = []
+    for p in paths:
+        if isinstance(p, str) and p.startswith(HF_DATASET_PREFIX):
+            archives.append(p)
+            continue
+        q = Path(p).expanduser()
+        if not q.exists():
+            raise DataError(f"uploaded file {q.name!r} does not exist (any more)")
+        if q.is_dir() or q.suffix.lower() in ARCHIVE_SUFFIXES or _is_idx(q.name):
+            archives.append(q)
+        else:
+            loose.append(q)
+    parts = [load_images(a, size, channels, limits=limits, token=token) for a in archives]
+    if loose:
+        report = DatasetReport(f"{len(loose)} uploaded file{'s' if len(loose) > 1 else ''}")
+        parts.append(_decode_all(_file_entries(loose, limits, report), size, channels, limits, report))
+    if len(parts) == 1:
+        return parts[0]
+    report = DatasetReport.merge([p.report for p in parts], " + ".join(p.report.source for p in parts))
+    images = torch.cat([p.images for p in parts])
+    if len(images) > limits.max_images:
+        report.skip(f"over the limit of {limits.max_images:,} images", parts[-1].report.source,
+                    len(images) - limits.max_images)  # fmt: skip
+        images = images[: limits.max_images]
+    report.n_ok = len(images)
+    return ImageData(images, report)
+
+
+def _file_entries(files: list[Path], limits: Limits, report: DatasetReport) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of single files, with the folder reader's checks (system files, symlinks, bytes)."""
+    total = 0
+    for f in files:
+        if f.is_symlink():
+            report.skip("symbolic link; not followed", f.name)
+            continue
+        if _is_system(f.name):
+            report.skip("system file (__MACOSX, .DS_Store, ._*)", f.name)
+            continue
+        try:
+            total += f.stat().st_size
+            if total > limits.max_total_bytes:
+                raise DataError(f"the uploaded files hold over {limits.max_total_bytes:,} bytes; the limit")
+            data = f.read_bytes()
+        except OSError:
+            report.skip("unreadable file (permission or I/O error)", f.name)
+            continue
+        yield f.name, data
+
+
 def _load_npz(path: Path, size: int, channels: int, limits: Limits, report: DatasetReport) -> ImageData:
+    arr = _array_to_images(read_npz_images(path, limits), size, channels, path.name)
+    report.n_ok = min(len(arr), limits.max_images)
+    if len(arr) > limits.max_images:
+        report.skip(f"over the limit of {limits.max_images:,} images", path.name, len(arr) - limits.max_images)
+    return ImageData(torch.from_numpy(arr[: limits.max_images]), report)
+
+
+def read_npz_images(path: Path, limits: Limits) -> np.ndarray:
+    """The `images` array of an .npz, checked before it is allocated: no pickles, its size within
+    the limits, the shape in its header consistent with its bytes. Every fault is a DataError."""
+    name = path.name
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if "images" not in z.files:
-                raise DataError(f"{path.name} has no array named 'images' (it has: {', '.join(z.files)})")
-            a = z["images"]
-    except (ValueError, OSError, zipfile.BadZipFile) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"{path.name} is not a readable .npz without pickled objects ({e})") from None
-    arr = _array_to_images(a[: limits.max_images], size, channels, path.name)
-    if len(arr) == 0:
-        raise DataError(f"{path.name}: the 'images' array is empty")
-    report.n_ok = len(arr)
-    return ImageData(torch.from_numpy(arr), report)
+        zf = zipfile.ZipFile(path)
+    except Exception:
+        raise DataError(f"{name} is not a valid .npz (an .npz is a zip archive of .npy arrays)") from None
+    with zf:
+        names = [i.filename for i in zf.infolist()]
+        if "images.npy" not in names:
+            have = ", ".join(n.removesuffix(".npy") for n in names[:10]) or "nothing"
+            raise DataError(f"{name} has no array named 'images' (it has: {have})")
+        info = zf.getinfo("images.npy")
+        if info.file_size > limits.max_total_bytes:
+            raise DataError(
+                f"{name}: 'images' is {info.file_size:,} bytes; "
+                f"the limit is {limits.max_total_bytes:,} (GAN_MAX_TOTAL_BYTES)"
+            )
+        try:
+            data = zf.read(info)
+        except Exception:
+            raise DataError(f"{name} is damaged: its 'images' array cannot be unpacked") from None
+    f = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    except Exception:
+        raise DataError(f"{name}: 'images' is not a valid .npy array (its header is damaged)") from None
+    if dtype.hasobject:
+        raise DataError(f"{name}: 'images' holds Python objects (pickles); GAN Lab reads numeric arrays only")
+    need = math.prod(shape) * dtype.itemsize
+    if need > len(data) - f.tell():
+        raise DataError(
+            f"{name}: 'images' is truncated (shape {shape} needs {need:,} bytes, it has {len(data) - f.tell():,})"
+        )
+    try:
+        a = np.frombuffer(data, dtype, math.prod(shape), f.tell()).reshape(shape, order="F" if fortran else "C")
+    except Exception as e:
+        raise DataError(f"{name}: 'images' cannot be read ({type(e).__name__})") from None
+    return a
 
 
 def _decode_all(
@@ -418,9 +607,15 @@ def _decode_all(
             continue
         if _is_idx(name):
             try:
-                arrays.extend(_array_to_images(read_idx(data), size, channels, name))
+                idx = read_idx(data, limit=limits.max_total_bytes, what="IDX file")
+                imgs = _array_to_images(idx, size, channels, "IDX file")
             except DataError as e:
-                report.skip(f"bad IDX file ({e})", name)
+                report.skip(str(e), name)
+                continue
+            room = max(limits.max_images - len(arrays), 0)
+            if len(imgs) > room:
+                report.skip(f"over the limit of {limits.max_images:,} images", name, len(imgs) - room)
+            arrays.extend(imgs[:room])
             continue
         if len(arrays) >= limits.max_images:
             report.skip(f"over the limit of {limits.max_images:,} images", name)
