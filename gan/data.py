@@ -191,13 +191,20 @@ def decode_image(data: bytes, size: int, channels: int, max_pixels: int) -> tupl
                 # decode at a reduced scale (DCT scaling) when the image is much larger than needed
                 img.draft("RGB" if channels == 3 else "L", (size * 2, size * 2))
             img.load()  # raises OSError on a truncated file
-            img = ImageOps.exif_transpose(img)  # phone photos: the camera's rotation, applied
-            img = ImageOps.fit(_to_mode(img, channels), (size, size), Image.Resampling.LANCZOS)
+            a = fit_image(img, size, channels)
     except Exception:  # decoders raise OSError, SyntaxError, ValueError, struct.error, EOFError, ...
         return None, "truncated or corrupt image", False
+    return a, None, animated
+
+
+def fit_image(img: Image.Image, size: int, channels: int) -> np.ndarray:
+    """A decoded PIL image -> uint8 (C, size, size): EXIF orientation applied (phone photos), mode
+    converted, centre-cropped to a square and resized with Lanczos (ImageOps.fit)."""
+    img = ImageOps.exif_transpose(img)  # the camera's rotation, applied; a copy when there is none
+    img = ImageOps.fit(_to_mode(img, channels), (size, size), Image.Resampling.LANCZOS)
     a = np.asarray(img, dtype=np.uint8)
     a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (S, S[, C]) -> (C, S, S)
-    return np.ascontiguousarray(a), None, animated
+    return np.array(a, order="C")  # a writable copy of PIL's read-only buffer
 
 
 # ---------------------------------------------------------------------------------------------

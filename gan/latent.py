@@ -32,7 +32,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from .data import _array_to_images, _center_square_resize, _to_mode, to_float
+from .data import _array_to_images, fit_image, to_float
 from .models import Discriminator
 from .sampling import generate, interpolate, latents, make_grid
 
@@ -401,9 +401,7 @@ def prepare_image(image: Image.Image | np.ndarray | torch.Tensor, size: int, cha
         if a.dtype != np.uint8:  # floats in [0, 1] or [-1, 1], wider ints: scaled by gan.data
             return torch.from_numpy(_array_to_images(a[None], size, channels, "image")[0])  # -> (C, S, S)
         image = Image.fromarray(np.ascontiguousarray(a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a))
-    a = np.asarray(_center_square_resize(_to_mode(image, channels), size), dtype=np.uint8)
-    a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)  # (S, S[, C]) -> (C, S, S)
-    return torch.from_numpy(np.array(a, order="C"))  # a writable copy of PIL's read-only buffer
+    return torch.from_numpy(fit_image(image, size, channels))  # (C, S, S), a writable copy
 
 
 def _pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
