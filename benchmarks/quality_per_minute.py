@@ -1,172 +1,669 @@
-"""Quality per CPU minute: the plain pytorch/examples recipe vs GAN Lab's default recipe.
+"""Quality per CPU minute: which change to the textbook DCGAN buys what, on one CPU core.
 
-Each recipe trains for the same wall-clock budget on the same data at the same image size, with
-the project's own CLI (`python -m gan train --max-minutes M`); then both are evaluated with SWD
-(and FID/KID where the Inception weights exist) on the same number of samples against the same
-real images. Both sample grids are saved side by side in one PNG. Prints both figures and the
-ratio.
+The arms form a chain. Arm `textbook` is the pytorch/examples DCGAN step in its own loop
+(benchmarks/textbook_dcgan.py, no GAN Lab code). Arm `ourloop` runs the same settings in GAN Lab's
+loop (`gan.train.fit`), and every later arm adds one change to the arm before it (ARMS below), up
+to GAN Lab's CPU recipe and the loss/normalisation changes the small-data literature suggests.
 
-    python benchmarks/quality_per_minute.py --data ../shared/datasets/cats64.zip --minutes 20
+Every run trains with one torch thread, and its budget is the CPU time of the training process
+(`time.process_time()` around the training steps; data loading, checkpoints at the stop,
+sampling and evaluation are not counted), so other jobs on the machine do not bias the arms. One
+run per (arm, seed) is evaluated on its way at each *cell*: 10 and 20 CPU minutes (the 20-minute
+run stopped and evaluated at 10 minutes) and 1,000 steps (equal steps). Evaluation: SWD x1e3
+(gan.metrics.swd, the average over the 64/32/16 px Laplacian levels, lower is better) of
+2,048 samples against 2,048 training images drawn with a fixed seed, as `python -m gan eval`
+does; GAN Lab arms are sampled from their exported model folder (EMA if on, BatchNorm
+recalibrated), the textbook arm as its main.py draws samples (G in training mode, batches of 128).
 
---parallel runs the two trainings at once with one thread each (equal shares of a busy machine);
-the default runs them one after the other with all threads.
+Each cell's result is one JSON file in benchmarks/results/quality/, written when the cell is
+done, so the experiment resumes across sessions: finished cells are skipped and an unfinished
+run continues from its checkpoint (in runs/quality/).
+
+    python benchmarks/quality_per_minute.py queue      # run every pending cell, most informative first
+    python benchmarks/quality_per_minute.py run --arm xflip --seed 0 --cells 10min
+    python benchmarks/quality_per_minute.py report     # -> benchmarks/results/quality_table.md, ...
+    python benchmarks/quality_per_minute.py plan       # what the queue would run next
+
+The queue runs one training process at a time (each a subprocess with its own log in
+runs/quality/logs/); start it in the background with nohup.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
+import hashlib
 import json
+import math
 import os
-import shutil
+import statistics
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-from PIL import Image, ImageDraw
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-# pytorch/examples dcgan: BCE, BatchNorm, Adam 2e-4 (0.5, 0.999), batch 128, no augmentation, no EMA
-PLAIN = [
-    "--loss", "bce", "--d-norm", "batch", "--g-style", "deconv", "--g-width", "64", "--d-width", "64",
-    "--lr-g", "2e-4", "--lr-d", "2e-4", "--beta1", "0.5", "--batch-size", "128", "--augment", "none",
-    "--ema-decay", "0", "--no-xflip", "--precision", "fp32",
-]  # fmt: skip
-# GAN Lab's CPU recipe, the app's defaults: TrainConfig's defaults (bf16, DiffAugment, EMA 0.999,
-# x-flips, batch 64) on a lighter DCGAN (widths 32: ~5x the images per second of widths 64)
-OURS: list[str] = ["--g-width", "32", "--d-width", "32"]
+DATA = ROOT.parent / "shared" / "datasets" / "cats64.zip"
+RESULTS = ROOT / "benchmarks" / "results" / "quality"
+RUNS = ROOT / "runs" / "quality"
+IMAGE_SIZE = 64
+SEEDS = (0, 1, 2)
+EVAL_SEED = 0  # which real images are compared, and the SWD projections: the same for every cell
+EMA_PLAN_STEPS = 2500  # the steps a batch-32 arm makes in 20 CPU minutes here: EMA decay ema_decay_for(2500)
+R1_GAMMA = 0.1  # R1 weight gamma/2 on |grad D(x)|^2, lazily every 16 steps (StyleGAN2)
 
 
-def train(name: str, extra: list[str], args, threads: int, minutes: float, resume: bool) -> subprocess.Popen:
-    """Train one recipe up to `minutes` of total training time (resuming the previous stage)."""
-    out = Path(args.out) / name
-    if resume:
-        cmd = [sys.executable, "-m", "gan", "train", "--out", str(out), "--resume", "--max-minutes", str(minutes),
-               "--threads", str(threads), "--quiet"]  # fmt: skip
+# ---------------------------------------------------------------------------------------------
+# the arms: each adds one change to the one before it
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    change: str  # what this arm changes relative to the previous one
+    model: dict[str, Any] = field(default_factory=dict)  # ModelConfig fields (cumulative)
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields (cumulative)
+    textbook: bool = False  # run by benchmarks/textbook_dcgan.py instead of gan.train.fit
+    needs_r1: bool = False
+
+    def configs(self, seed: int):
+        """(ModelConfig, TrainConfig) for gan.train.fit."""
+        from gan.config import ModelConfig, TrainConfig
+
+        m = ModelConfig(image_size=IMAGE_SIZE, channels=3, **self.model)
+        t = TrainConfig(
+            **self.train, seed=seed, steps=10_000_000, threads=1, log_every=1, sample_every=0,
+            checkpoint_every=self.checkpoint_every(), n_sample=64,
+        )  # fmt: skip
+        return m, t
+
+    def sec_per_step(self) -> float:
+        """Rough CPU seconds per step here (measured: widths 64 batch 128 ~6 s; widths 32 batch 32 ~0.45 s)."""
+        w = self.model.get("g_width", 64) / 32
+        return 0.012 * self.train.get("batch_size", 128) * w * w
+
+    def checkpoint_every(self) -> int:
+        """Steps between checkpoints: about every 2 CPU minutes."""
+        return max(5, int(120 / self.sec_per_step()))
+
+
+def _chain() -> list[Arm]:
+    from gan.recipes import ema_decay_for
+
+    textbook_model = {"g_width": 64, "d_width": 64, "g_style": "deconv", "d_norm": "batch"}
+    textbook_train = {
+        "batch_size": 128, "loss": "bce", "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "beta2": 0.999,
+        "augment": "none", "xflip": False, "ema_decay": 0.0, "precision": "auto", "r1_gamma": 0.0,
+    }  # fmt: skip
+    steps = [
+        ("ourloop", "textbook settings in GAN Lab's loop (channels-last, fused Adam, BN recalibrated "
+         "for sampling), precision auto", {}, {}),
+        ("w32", "widths 64 -> 32 (G and D)", {"g_width": 32, "d_width": 32}, {}),
+        ("b64", "batch 128 -> 64", {}, {"batch_size": 64}),
+        ("b32", "batch 64 -> 32", {}, {"batch_size": 32}),
+        ("diffaug", "+ DiffAugment (colour, translation, cutout) on everything D sees", {}, {"augment": "diffaugment"}),
+        ("ema", f"+ EMA of G's weights (decay ema_decay_for({EMA_PLAN_STEPS}) = "
+         f"{ema_decay_for(EMA_PLAN_STEPS):.4f}, ramped up)", {}, {"ema_decay": ema_decay_for(EMA_PLAN_STEPS)}),
+        ("xflip", "+ random x-flips of the real images", {}, {"xflip": True}),
+        ("hinge_sn", "hinge loss + spectral norm in D (instead of BCE + BatchNorm)", {"d_norm": "spectral"},
+         {"loss": "hinge"}),
+        ("r1", f"+ lazy R1 penalty (gamma {R1_GAMMA:g}, every 16 steps)", {}, {"r1_gamma": R1_GAMMA, "r1_every": 16}),
+        ("lr_d", "+ lr_d 2e-4 -> 1e-4", {}, {"lr_d": 1e-4}),
+    ]  # fmt: skip
+    arms = [Arm("textbook", "pytorch/examples DCGAN step in its own loop (benchmarks/textbook_dcgan.py), fp32",
+                textbook_model, textbook_train, textbook=True)]  # fmt: skip
+    m, t = dict(textbook_model), dict(textbook_train)
+    for name, change, dm, dt in steps:
+        m, t = {**m, **dm}, {**t, **dt}
+        arms.append(Arm(name, change, m, t, needs_r1=t.get("r1_gamma", 0) > 0))
+    return arms
+
+
+def arms() -> dict[str, Arm]:
+    return {a.name: a for a in _chain()}
+
+
+def cpu_recipe_arm() -> str | None:
+    """The arm whose settings are today's RECIPES['cpu'] (the app's default), if any."""
+    from gan.recipes import get_recipe
+
+    rm, rt = get_recipe("cpu").configs(image_size=IMAGE_SIZE, channels=3, steps=EMA_PLAN_STEPS)
+    for a in _chain():
+        if a.textbook:
+            continue
+        m, t = a.configs(0)
+        if m == rm and all(getattr(t, k) == getattr(rt, k) for k in _RECIPE_FIELDS):
+            return a.name
+    return None
+
+
+_RECIPE_FIELDS = (
+    "batch_size", "lr_g", "lr_d", "beta1", "beta2", "loss", "r1_gamma", "r1_every", "ema_decay", "augment",
+    "xflip", "precision",
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# cells: the points of a run that are evaluated
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str  # "10min", "20min", "1000steps"
+    cpu_s: float | None = None
+    step: int | None = None
+
+    def met(self, step: int, cpu_s: float) -> bool:
+        return (self.cpu_s is not None and cpu_s >= self.cpu_s) or (self.step is not None and step >= self.step)
+
+
+def make_cells(minutes: list[float], steps: list[int]) -> list[Cell]:
+    return [Cell(f"{m:g}min", cpu_s=60.0 * m) for m in minutes] + [Cell(f"{s}steps", step=s) for s in steps]
+
+
+def result_path(results: Path, arm: str, seed: int, cell: str) -> Path:
+    return results / f"{arm}__seed{seed}__{cell}.json"
+
+
+def load_results(results: Path) -> list[dict]:
+    out = []
+    for p in sorted(results.glob("*__seed*__*.json")):
+        r = json.loads(p.read_text())
+        r["_file"] = str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+        out.append(r)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# one run: train an (arm, seed) until the wanted cells are evaluated
+
+
+def _log(fh, msg: str) -> None:
+    line = f"{time.strftime('%H:%M:%S')} {msg}"
+    print(line, file=fh, flush=True)
+
+
+def _source_hash() -> str:
+    """sha256 of gan/*.py and the two benchmark files: which code produced a result."""
+    h = hashlib.sha256()
+    files = sorted((ROOT / "gan").glob("*.py")) + [ROOT / "benchmarks" / "textbook_dcgan.py", Path(__file__)]
+    for p in files:
+        h.update(p.name.encode() + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _git_head() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+class EvalSet:
+    """The real images every cell is compared with, loaded once per process."""
+
+    def __init__(self, data: Path, n: int, limit: int | None) -> None:
+        import torch
+
+        from gan.data import load_images
+
+        imgs = load_images(str(data), IMAGE_SIZE, 3).images
+        if limit:
+            imgs = imgs[:limit]
+        self.train_images = imgs  # uint8 (N, 3, 64, 64), what GAN Lab arms train on
+        g = torch.Generator().manual_seed(EVAL_SEED)
+        self.real = imgs[torch.randperm(len(imgs), generator=g)[:n]]  # as gan/evaluate.py draws them
+        self.n = len(self.real)
+
+
+def evaluate_images(fake, ev: EvalSet) -> dict[str, float]:
+    from gan.metrics import swd
+
+    return swd(ev.real, fake[: ev.n], seed=EVAL_SEED)
+
+
+def save_grid(fake, path: Path) -> None:
+    from gan.sampling import make_grid, save_png
+
+    save_png(make_grid(fake[:64], nrow=8), path)
+
+
+def write_cell(results: Path, rec: dict) -> Path:
+    from gan.fileio import atomic_write_text
+
+    path = result_path(results, rec["arm"], rec["seed"], rec["cell"])
+    return atomic_write_text(path, json.dumps(rec, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def run(arm: Arm, seed: int, want: list[str], cells: list[Cell], args) -> int:
+    """Train (arm, seed), resuming its checkpoint, until every cell in `want` is recorded.
+    Cells met on the way are evaluated too. Returns a process exit code."""
+    import torch
+
+    from gan.device import choose_precision, machine_summary
+
+    torch.set_num_threads(1)
+    results, run_dir = Path(args.results), Path(args.runs) / arm.name / f"seed{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = sys.stdout
+    pending = [c for c in cells if not result_path(results, arm.name, seed, c.name).exists()]
+    todo = [c for c in pending if c.name in want]
+    if not todo:
+        _log(log, f"{arm.name} seed {seed}: {', '.join(want)} already recorded")
+        return 0
+    if arm.needs_r1 and not _r1_supported():
+        _log(log, f"{arm.name}: gan.train.Trainer does not apply r1_gamma yet; not run")
+        return 3
+    ev = EvalSet(Path(args.data), args.n_eval, args.limit_images)
+    common = {
+        "arm": arm.name, "change": arm.change, "seed": seed, "threads": torch.get_num_threads(),
+        "machine": machine_summary(), "data": Path(args.data).name, "n_train_images": len(ev.train_images),
+        "n_eval": ev.n, "eval_seed": EVAL_SEED, "git_head": _git_head(), "source_hash": _source_hash(),
+        "budget_clock": "time.process_time() of the training process, around the training steps, 1 torch thread",
+    }  # fmt: skip
+    if arm.textbook:
+        common["precision"] = {"requested": "fp32", "chosen": "fp32", "reason": "the textbook script is fp32"}
+        common["config"] = {"model": arm.model, "train": {**arm.train, "precision": "fp32"}}
     else:
-        if out.exists():
-            shutil.rmtree(out)
-        cmd = [
-            sys.executable, "-m", "gan", "train", "--data", args.data, "--out", str(out),
-            "--steps", "10000000", "--max-minutes", str(minutes), "--sample-every", "0",
-            "--checkpoint-every", "1000", "--log-every", "50", "--quiet", "--image-size", str(args.image_size),
-            "--threads", str(threads), "--seed", str(args.seed), *extra,
-        ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    log = open(Path(args.out) / f"{name}.log", "a")
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        m, t = arm.configs(seed)
+        pc = choose_precision(t.precision, torch.device("cpu"))
+        common["precision"] = {"requested": pc.requested, "chosen": pc.precision, "reason": pc.reason}
+        common["config"] = {"model": m.to_dict(), "train": t.to_dict()}
+    trainer = _train_textbook if arm.textbook else _train_ganlab
+    while todo:
+        # stop at the first pending cell reached (any cell, wanted or not: one run, evaluated on its way)
+        def stop_at(step: int, cpu_s: float, pending: tuple[Cell, ...] = tuple(pending)) -> bool:
+            return any(c.met(step, cpu_s) for c in pending)
+
+        state = trainer(arm, seed, run_dir, ev, stop_at, log)
+        if state.get("diverged"):
+            _log(log, f"{arm.name} seed {seed}: diverged at step {state['step']}: {state['message']}")
+        met = [c for c in pending if c.met(state["step"], state["cpu_s"])]
+        if not met and not state.get("diverged"):
+            _log(log, f"{arm.name} seed {seed}: stopped at step {state['step']} before any cell; giving up")
+            return 1
+        t0 = time.process_time()
+        res = evaluate_images(state["fake"], ev)
+        eval_cpu = time.process_time() - t0
+        for c in met or pending:
+            grid = run_dir / f"grid_{c.name}.png"
+            save_grid(state["fake"], grid)
+            rec = {
+                **common, "cell": c.name, "target": {"cpu_s": c.cpu_s, "step": c.step},
+                "step": state["step"], "cpu_s": round(state["cpu_s"], 1), "wall_s": round(state["wall_s"], 1),
+                "images_seen": state["images_seen"], "img_per_cpu_s": round(state["images_seen"] / state["cpu_s"], 2),
+                "cpu_estimated": state.get("cpu_estimated", False), "diverged": bool(state.get("diverged")),
+                "swd": {k: round(v, 3) for k, v in res.items()}, "eval_cpu_s": round(eval_cpu, 1),
+                "grid": str(grid.relative_to(ROOT)) if grid.is_relative_to(ROOT) else str(grid),
+                "recorded_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }  # fmt: skip
+            p = write_cell(results, rec)
+            _log(log, f"{arm.name} seed {seed} {c.name}: step {rec['step']}, {rec['cpu_s']:.0f} CPU s, "
+                      f"SWD {res['swd_avg']:.1f} -> {p.name}")  # fmt: skip
+        if state.get("diverged"):
+            return 0
+        pending = [c for c in pending if c not in met]
+        todo = [c for c in todo if c not in met]
+    return 0
 
 
-def steps_done(name: str, args) -> tuple[int, float]:
-    """(steps trained so far, median img/s) from the run's log.jsonl."""
-    events = [json.loads(x) for x in (Path(args.out) / name / "log.jsonl").read_text().splitlines()]
-    steps = [e["step"] for e in events if e["event"] == "Done"][-1]
-    ips = [e["img_per_s"] for e in events if e["event"] == "StepLog"][1:]
-    return steps, float(np.median(ips)) if ips else float("nan")
+def _r1_supported() -> bool:
+    import inspect
+
+    from gan import train
+
+    return "r1_gamma" in inspect.getsource(train.Trainer)
 
 
-def labelled(grid_path: Path, title: str) -> Image.Image:
-    im = Image.open(grid_path).convert("RGB")
-    im = im.resize((im.width * 2, im.height * 2), Image.Resampling.NEAREST)
-    canvas = Image.new("RGB", (im.width, im.height + 28), "white")
-    canvas.paste(im, (0, 28))
-    ImageDraw.Draw(canvas).text((6, 6), title, fill="black")
-    return canvas
+def _progress(run_dir: Path) -> dict:
+    p = run_dir / "progress.json"
+    return json.loads(p.read_text()) if p.exists() else {"step": 0, "cpu_s": 0.0, "wall_s": 0.0, "images_seen": 0}
+
+
+def _save_progress(run_dir: Path, prog: dict) -> None:
+    from gan.fileio import atomic_write_json
+
+    atomic_write_json(run_dir / "progress.json", prog)
+
+
+def _train_ganlab(arm: Arm, seed: int, run_dir: Path, ev: EvalSet, stop_at, log) -> dict:
+    """One fit() segment: from the run's checkpoint (if any) until stop_at(step, cpu_s); returns the
+    state at the stop with 2,048 samples of the exported model (EMA if on, BN recalibrated)."""
+    import torch
+
+    from gan.hub import load_model
+    from gan.sampling import sample
+    from gan.train import CKPT_NAME, Checkpoint, Done, Rollback, Started, StepLog, fit, load_checkpoint
+
+    m, t = arm.configs(seed)
+    ckpt = run_dir / CKPT_NAME
+    prog = _progress(run_dir)
+    estimated = prog.get("cpu_estimated", False)
+    if ckpt.exists():
+        meta, _ = load_checkpoint(ckpt)
+        if meta["step"] != prog["step"]:  # killed between the checkpoint and progress.json: extrapolate
+            rate = prog["cpu_s"] / prog["step"] if prog["step"] else arm.sec_per_step()
+            _log(log, f"checkpoint at step {meta['step']}, progress at {prog['step']}: CPU time extrapolated")
+            prog = {**prog, "step": meta["step"], "cpu_s": prog["cpu_s"] + rate * (meta["step"] - prog["step"]),
+                    "images_seen": prog["images_seen"] + t.batch_size * (meta["step"] - prog["step"])}  # fmt: skip
+            estimated = True
+    stop = threading.Event()
+    cpu_base, wall_base, seen_base = prog["cpu_s"], prog["wall_s"], prog["images_seen"]
+    step0 = prog["step"]
+    cur = dict(prog, cpu_estimated=estimated)
+    c0 = w0 = 0.0
+    done = None
+    events = fit(None if ckpt.exists() else m, t, ev.train_images, out_dir=run_dir,
+                 resume=ckpt if ckpt.exists() else None, stop=stop)  # fmt: skip
+    for e in events:
+        if isinstance(e, Started):
+            c0, w0 = time.process_time(), time.perf_counter()
+            _log(log, f"{arm.name} seed {seed}: fit from step {e.step} ({cpu_base:.0f} CPU s), precision {e.precision}")
+        elif isinstance(e, StepLog):
+            cur = {
+                "step": e.step, "cpu_s": cpu_base + time.process_time() - c0,
+                "wall_s": wall_base + time.perf_counter() - w0, "cpu_estimated": estimated,
+                "images_seen": seen_base + (e.step - step0) * t.batch_size, "loss_d": e.loss_d, "loss_g": e.loss_g,
+            }  # fmt: skip
+            if e.step % 100 == 0:
+                _log(log, f"step {e.step} cpu {cur['cpu_s']:.0f}s loss_d {e.loss_d:.3f} loss_g {e.loss_g:.3f} "
+                          f"D(x) {e.d_real:.3f} D(G(z)) {e.d_fake:.3f}")  # fmt: skip
+            if stop_at(e.step, cur["cpu_s"]):
+                stop.set()
+        elif isinstance(e, Checkpoint):
+            _save_progress(run_dir, {**cur, "step": e.step})
+        elif isinstance(e, Rollback):
+            _log(log, f"rollback: {e.message}")
+            step0, seen_base = e.to_step, cur["images_seen"]  # wasted steps still cost CPU and images
+        elif isinstance(e, Done):
+            done = e
+    if done is None or done.reason == "diverged" or done.model_dir is None:
+        msg = done.message if done else "fit ended without Done"
+        return {**cur, "diverged": True, "message": msg, "fake": _diverged_samples(ev)}
+    cur["step"] = done.step
+    _save_progress(run_dir, cur)
+    G = load_model(done.model_dir)
+    with torch.no_grad():
+        fake = sample(G, range(ev.n))
+    return {**cur, "fake": fake}
+
+
+def _diverged_samples(ev: EvalSet):
+    import torch
+
+    return torch.full_like(ev.real, 128)  # a diverged run is scored as flat grey images
+
+
+def _train_textbook(arm: Arm, seed: int, run_dir: Path, ev: EvalSet, stop_at, log) -> dict:
+    import textbook_dcgan as tb_mod
+
+    images = tb_mod.load_zip(ARGS.data)
+    if ARGS.limit_images:
+        images = images[: ARGS.limit_images]
+    tb = tb_mod.Textbook(images, seed)
+    if tb.load(run_dir):
+        _log(log, f"textbook seed {seed}: resumed at step {tb.step_count} ({tb.cpu_s:.0f} CPU s)")
+    prog = _progress(run_dir)
+    wall0, step0 = time.perf_counter(), tb.step_count
+    tb_mod.train(tb, run_dir, stop_at, log=lambda s: _log(log, s) if tb.step_count % 50 == 0 else None)
+    cur = {
+        "step": tb.step_count, "cpu_s": tb.cpu_s,
+        "wall_s": (prog["wall_s"] if prog["step"] == step0 else 0.0) + time.perf_counter() - wall0,
+        "images_seen": tb.epoch * len(images) + min(tb.i * tb_mod.BATCH_SIZE, len(images)),
+    }  # fmt: skip
+    _save_progress(run_dir, cur)
+    return {**cur, "fake": tb.samples(ev.n, seed=EVAL_SEED)}
+
+
+# ---------------------------------------------------------------------------------------------
+# the queue: most informative cells first
+
+
+PRIORITY = ["xflip", "textbook", "hinge_sn", "b32", "diffaug", "ema", "w32", "ourloop", "b64", "r1", "lr_d"]
+
+
+def plan(results: Path, cells: list[Cell]) -> list[tuple[str, int, str]]:
+    """(arm, seed, cell) still to do, in order: every arm at seed 0 for the first time cell; then
+    seeds 1-2 for today's recipe, the textbook and the three best arms so far; then the other arms'
+    seeds; then the later time cells; then the step cells the time runs did not reach."""
+    all_arms = arms()
+    order = [a for a in PRIORITY if a in all_arms] + [a for a in all_arms if a not in PRIORITY]
+    time_cells = [c.name for c in cells if c.cpu_s is not None]
+    step_cells = [c.name for c in cells if c.step is not None]
+    first = time_cells[0] if time_cells else step_cells[0]
+    done = {(r["arm"], r["seed"], r["cell"]): r for r in load_results(results)}
+    seed0 = {a: done[(a, 0, first)]["swd"]["swd_avg"] for a in order if (a, 0, first) in done}
+    best = sorted(seed0, key=seed0.get)[:3]
+    key = [a for a in ["xflip", "textbook", *best] if a in all_arms]
+    key = list(dict.fromkeys(key))
+    rest = [a for a in order if a not in key]
+    items: list[tuple[str, int, str]] = []
+    items += [(a, 0, first) for a in order]
+    items += [(a, s, first) for a in key for s in SEEDS[1:]]
+    items += [(a, s, first) for a in rest for s in SEEDS[1:]]
+    for c in time_cells[1:]:
+        items += [(a, s, c) for a in key + rest for s in SEEDS]
+    for c in step_cells:
+        items += [(a, s, c) for a in key + rest for s in SEEDS]
+    return [it for it in dict.fromkeys(items) if it not in done]
+
+
+def queue(args, cells: list[Cell]) -> None:
+    """Run the plan one training process at a time, until everything is recorded."""
+    runs = Path(args.runs)
+    (runs / "logs").mkdir(parents=True, exist_ok=True)
+    lock = open(runs / "queue.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        sys.exit(f"another queue is running (lock {runs / 'queue.lock'})")
+    lock.write(str(os.getpid()))
+    lock.flush()
+    qlog = open(runs / "queue.log", "a")
+    failed: set[tuple[str, int]] = set()
+    while True:
+        items = [it for it in plan(Path(args.results), cells) if (it[0], it[1]) not in failed]
+        if not items:
+            if failed:  # the code may have been mid-edit: try the failed runs again in a while
+                _log(qlog, f"only failed runs left ({sorted(failed)}); retrying in 10 min")
+                time.sleep(600)
+                failed.clear()
+                continue
+            _log(qlog, "all cells recorded")
+            return
+        a, s, c = items[0]
+        logf = runs / "logs" / f"{a}_seed{s}.log"
+        cmd = [sys.executable, str(Path(__file__).resolve()), *_common_argv(args), "run", "--arm", a, "--seed",
+               str(s), "--cells", c]  # fmt: skip
+        _log(qlog, f"start {a} seed {s} {c} (log {logf})")
+        t0 = time.time()
+        with open(logf, "a") as fh:
+            rc = subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT).returncode
+        _log(qlog, f"end {a} seed {s} {c}: exit {rc} after {(time.time() - t0) / 60:.1f} min wall")
+        if rc != 0 or not result_path(Path(args.results), a, s, c).exists():
+            failed.add((a, s))
+
+
+def _common_argv(args) -> list[str]:
+    # the list options first: a scalar option after them ends the list before the subcommand
+    argv = ["--minutes", *[f"{m:g}" for m in args.minutes], "--steps", *[str(s) for s in args.steps],
+            "--data", str(args.data), "--results", str(args.results), "--runs", str(args.runs),
+            "--n-eval", str(args.n_eval)]  # fmt: skip
+    if args.limit_images:
+        argv += ["--limit-images", str(args.limit_images)]
+    return argv
+
+
+# ---------------------------------------------------------------------------------------------
+# the report: stored results -> table, summary JSON, grids of the median seed
+
+
+def _mean_sd(xs: list[float]) -> tuple[float, float]:
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def summarise(results: Path, cells: list[Cell]) -> dict:
+    recs = load_results(results)
+    by: dict[tuple[str, str], list[dict]] = {}
+    for r in recs:
+        by.setdefault((r["arm"], r["cell"]), []).append(r)
+    out: dict[str, Any] = {"cells": [c.name for c in cells], "arms": {}}
+    machines = sorted({(r["machine"]["cpu_class"], r["machine"]["model"]) for r in recs})
+    out["machines"] = [{"cpu_class": c, "model": m} for c, m in machines]
+    for a in _chain():
+        row: dict[str, Any] = {"change": a.change}
+        for c in cells:
+            rs = sorted(by.get((a.name, c.name), []), key=lambda r: r["seed"])
+            if not rs:
+                row[c.name] = None
+                continue
+            swds = [r["swd"]["swd_avg"] for r in rs]
+            mean, sd = _mean_sd(swds)
+            med = sorted(rs, key=lambda r: r["swd"]["swd_avg"])[(len(rs) - 1) // 2]
+            row[c.name] = {
+                "n": len(rs), "seeds": [r["seed"] for r in rs], "swd_avg": swds, "mean": round(mean, 2),
+                "sd": round(sd, 2), "min": min(swds), "max": max(swds),
+                "steps": [r["step"] for r in rs], "cpu_min": [round(r["cpu_s"] / 60, 2) for r in rs],
+                "img_per_cpu_s": [r["img_per_cpu_s"] for r in rs], "diverged": [r["diverged"] for r in rs],
+                "median_seed": med["seed"], "median_grid": med["grid"], "files": [r["_file"] for r in rs],
+            }  # fmt: skip
+        out["arms"][a.name] = row
+    return out
+
+
+def _fmt(cell: dict | None, with_steps: bool) -> str:
+    if cell is None:
+        return "pending"
+    s = f"{cell['mean']:.1f} ± {cell['sd']:.1f} (n={cell['n']})" if cell["n"] > 1 else f"{cell['mean']:.1f} (n=1)"
+    if with_steps:
+        s += f", {statistics.fmean(cell['steps']):.0f} steps"
+    else:
+        s += f", {statistics.fmean(cell['cpu_min']):.1f} CPU min"
+    if any(cell["diverged"]):
+        s += ", diverged"
+    return s
+
+
+def report(args, cells: list[Cell]) -> str:
+    from gan.fileio import atomic_write_text
+
+    results = Path(args.results)
+    summ = summarise(results, cells)
+    recipe = cpu_recipe_arm()
+    summ["cpu_recipe_arm"] = recipe
+    atomic_write_text(Path(args.results).parent / "quality_results.json",
+                      json.dumps(summ, indent=2, allow_nan=False) + "\n")  # fmt: skip
+    machines = ", ".join(f"{m['model']} ({m['cpu_class']})" for m in summ["machines"]) or "none yet"
+    lines = [
+        "| # | arm | change (each row adds one change to the row above) | "
+        + " | ".join(f"SWD at {c.name}" for c in cells) + " |",
+        "|---|---|---|" + "---|" * len(cells),
+    ]  # fmt: skip
+    for i, (name, row) in enumerate(summ["arms"].items()):
+        mark = " (today's `cpu` recipe)" if name == recipe else ""
+        vals = " | ".join(_fmt(row[c.name], c.cpu_s is not None) for c in cells)
+        lines.append(f"| {i} | `{name}`{mark} | {row['change']} | {vals} |")
+    n_eval = sorted({r["n_eval"] for r in load_results(results)}) or [args.n_eval]
+    text = (
+        "## Quality per CPU minute: which change buys what\n\n"
+        f"`python benchmarks/quality_per_minute.py report`, from the JSON files in `benchmarks/results/quality/` "
+        "(one per arm, seed and cell). cats64 (8,351 cat faces, 64 px). Each run has one torch thread and a budget "
+        "of *CPU time of the training process* (`time.process_time()` around the training steps; data loading, "
+        "sampling and evaluation not counted), so jobs sharing the machine do not bias the arms; the 20-minute run "
+        "of an arm is the same run as its 10-minute one, evaluated on its way. SWD x1e3 (average of the 64/32/16 px "
+        f"Laplacian levels; lower is better) of {'/'.join(map(str, n_eval))} samples against as many training images "
+        "(the same images for every cell); mean ± standard deviation over seeds, n = seeds finished; time cells "
+        "show the mean steps reached, the step cell the mean CPU minutes it took. "
+        f"CPU: {machines}; precision auto = fp32 here (no native bf16). Not finished yet: *pending*.\n\n"
+        + "\n".join(lines)
+        + "\n\nSample grids of the median seed: "
+        + ", ".join(f"`benchmarks/results/quality_grids_{c.name}.jpg`" for c in cells)
+        + ".\n"
+    )
+    atomic_write_text(Path(args.results).parent / "quality_table.md", text)
+    for c in cells:
+        _montage(summ, c.name, Path(args.results).parent / f"quality_grids_{c.name}.jpg")
+    return text
+
+
+def _montage(summ: dict, cell: str, path: Path) -> None:
+    """One labelled 6x6 crop of the median seed's sample grid per arm that has this cell."""
+    from PIL import Image, ImageDraw
+
+    panels = []
+    for i, (name, row) in enumerate(summ["arms"].items()):
+        c = row.get(cell)
+        if c is None or not (ROOT / c["median_grid"]).exists():
+            continue
+        im = Image.open(ROOT / c["median_grid"]).convert("RGB")
+        im = im.crop((0, 0, 2 + 6 * (IMAGE_SIZE + 2), 2 + 6 * (IMAGE_SIZE + 2)))  # 6x6 of the 8x8 grid
+        panel = Image.new("RGB", (im.width, im.height + 30), "white")
+        panel.paste(im, (0, 30))
+        d = ImageDraw.Draw(panel)
+        d.text((4, 2), f"{i} {name} seed {c['median_seed']}", fill="black")
+        d.text((4, 15), f"SWD {c['swd_avg'][c['seeds'].index(c['median_seed'])]:.1f}, "
+                        f"{c['steps'][c['seeds'].index(c['median_seed'])]} steps", fill="black")  # fmt: skip
+        panels.append(panel)
+    if not panels:
+        return
+    cols = min(4, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    w, h = panels[0].size
+    canvas = Image.new("RGB", (cols * (w + 8), rows * (h + 8)), "white")
+    for k, p in enumerate(panels):
+        canvas.paste(p, ((k % cols) * (w + 8), (k // cols) * (h + 8)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.jpg")
+    canvas.save(tmp, quality=88)
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+
+ARGS: argparse.Namespace
 
 
 def main() -> None:
+    global ARGS
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cats64.zip"))
-    p.add_argument(
-        "--minutes",
-        type=float,
-        nargs="+",
-        default=[10.0, 20.0],
-        help="wall-clock training budgets per recipe, evaluated in stages (one run resumed)",
-    )
-    p.add_argument(
-        "--plain-extra", type=float, nargs="*", default=[], help="further budgets for the plain recipe alone (e.g. 40)"
-    )
-    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--data", default=str(DATA))
+    p.add_argument("--results", default=str(RESULTS), help="folder of the per-cell JSON files")
+    p.add_argument("--runs", default=str(RUNS), help="folder of the runs' checkpoints and logs")
+    p.add_argument("--minutes", type=float, nargs="+", default=[10.0, 20.0], help="CPU-time cells")
+    p.add_argument("--steps", type=int, nargs="*", default=[1000], help="equal-step cells")
     p.add_argument("--n-eval", type=int, default=2048, help="samples and real images compared")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--parallel", action="store_true", help="train both at once, one thread each")
-    p.add_argument("--out", default=str(ROOT / "runs" / "quality"))
-    p.add_argument("--skip-train", action="store_true", help="evaluate existing runs in --out")
-    args = p.parse_args()
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-
-    recipes = {"plain": PLAIN, "ours": OURS}
-    stages = sorted(set(args.minutes) | set(args.plain_extra))
-    results: dict[str, dict[float, dict]] = {"plain": {}, "ours": {}}
-    for i, m in enumerate(stages):
-        names = [n for n in recipes if m in args.minutes or (n == "plain" and m in args.plain_extra)]
-        if not args.skip_train:
-            t0 = time.time()
-            if args.parallel:
-                procs = [train(n, recipes[n], args, 1, m, resume=i > 0) for n in names]
-                codes = [pr.wait() for pr in procs]
-            else:
-                threads = os.cpu_count() or 1
-                codes = [train(n, recipes[n], args, threads, m, resume=i > 0).wait() for n in names]
-            if any(codes):
-                sys.exit(f"a training run failed (exit codes {codes}); see {args.out}/*.log")
-            print(f"stage {m:g} min: trained {', '.join(names)} in {(time.time() - t0) / 60:.1f} min wall", flush=True)
-        for n in names:
-            results[n][m] = evaluate_stage(n, m, args)
-        if len(names) == 2:
-            side_by_side(m, results, args)
-        print_table(m, {n: results[n][m] for n in names}, args)
-    (Path(args.out) / "results.json").write_text(json.dumps(results, indent=2))
-    last = max(args.minutes)
-    a, b = results["plain"][last], results["ours"][last]
-    print(f"SWD ours / plain at {last:g} min: {b['swd_avg'] / a['swd_avg']:.2f} "
-          f"({1 - b['swd_avg'] / a['swd_avg']:.0%} lower)")  # fmt: skip
-
-
-def evaluate_stage(name: str, minutes: float, args) -> dict:
-    from gan import load_model
-    from gan.evaluate import evaluate_model
-    from gan.sampling import make_grid, sample, save_png
-
-    src = Path(args.out) / name / "model"
-    model = Path(args.out) / f"{name}_{minutes:g}min"
-    if model.exists():
-        shutil.rmtree(model)
-    shutil.copytree(src, model)
-    res = evaluate_model(model, args.data, n=args.n_eval, write=True, seed=args.seed)
-    steps, ips = steps_done(name, args)
-    res.update(steps=steps, img_per_s=ips)
-    save_png(make_grid(sample(load_model(model), range(64)), nrow=8), Path(args.out) / f"{name}_{minutes:g}min.png")
-    return res
-
-
-def side_by_side(m: float, results: dict, args) -> None:
-    a, b = results["plain"][m], results["ours"][m]
-    panels = [
-        labelled(Path(args.out) / f"plain_{m:g}min.png",
-                 f"plain pytorch/examples recipe, {m:g} min: {a['steps']} steps, SWD {a['swd_avg']:.1f}"),
-        labelled(Path(args.out) / f"ours_{m:g}min.png",
-                 f"GAN Lab CPU recipe, {m:g} min: {b['steps']} steps, SWD {b['swd_avg']:.1f}"),
-    ]  # fmt: skip
-    side = Image.new("RGB", (sum(p.width for p in panels) + 16, max(p.height for p in panels)), "white")
-    side.paste(panels[0], (0, 0))
-    side.paste(panels[1], (panels[0].width + 16, 0))
-    path = Path(args.out) / f"side_by_side_{m:g}min.png"
-    side.save(path)
-    print(f"side by side: {path}")
-
-
-def print_table(m: float, rows: dict, args) -> None:
-    print(f"budget {m:g} min per recipe, {args.image_size} px, n_eval {args.n_eval}, data {args.data}")
-    print("recipe | steps  | img/s | SWD avg (x1e3) | per level                  | FID  | KID")
-    for name, r in rows.items():
-        levels = " ".join(f"{k[4:]}:{v:.1f}" for k, v in r.items() if k.startswith("swd_") and k != "swd_avg")
-        print(f"{name:6s} | {r['steps']:6d} | {r['img_per_s']:5.0f} | {r['swd_avg']:14.2f} | {levels:26s} | "
-              f"{r.get('fid', 'n/a')} | {r.get('kid_mean', 'n/a')}", flush=True)  # fmt: skip
+    p.add_argument("--limit-images", type=int, default=0, help="train on the first N images only (smoke tests)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train one (arm, seed) until the given cells are recorded")
+    r.add_argument("--arm", required=True, choices=list(arms()))
+    r.add_argument("--seed", type=int, required=True)
+    r.add_argument("--cells", nargs="+", required=True)
+    sub.add_parser("queue", help="run every pending cell, one process at a time")
+    sub.add_parser("plan", help="print what the queue would run, in order")
+    sub.add_parser("report", help="write quality_table.md, quality_results.json and the grids")
+    ARGS = args = p.parse_args()
+    cells = make_cells(args.minutes, args.steps)
+    if args.cmd == "run":
+        unknown = sorted(set(args.cells) - {c.name for c in cells})
+        if unknown:
+            sys.exit(f"unknown cell(s) {unknown}; cells are {[c.name for c in cells]}")
+        sys.exit(run(arms()[args.arm], args.seed, args.cells, cells, args))
+    elif args.cmd == "queue":
+        queue(args, cells)
+    elif args.cmd == "plan":
+        for it in plan(Path(args.results), cells):
+            print(*it)
+    else:
+        print(report(args, cells))
 
 
 if __name__ == "__main__":
