@@ -190,9 +190,10 @@ def _log(fh, msg: str) -> None:
 
 
 def _source_hash() -> str:
-    """sha256 of gan/*.py and the two benchmark files: which code produced a result."""
+    """sha256 of gan/*.py and textbook_dcgan.py: which training code produced a result (the arm's
+    settings are in the result itself)."""
     h = hashlib.sha256()
-    files = sorted((ROOT / "gan").glob("*.py")) + [ROOT / "benchmarks" / "textbook_dcgan.py", Path(__file__)]
+    files = sorted((ROOT / "gan").glob("*.py")) + [ROOT / "benchmarks" / "textbook_dcgan.py"]
     for p in files:
         h.update(p.name.encode() + p.read_bytes())
     return h.hexdigest()[:16]
@@ -422,6 +423,26 @@ def _train_textbook(arm: Arm, seed: int, run_dir: Path, ev: EvalSet, stop_at, lo
     return {**cur, "fake": tb.samples(ev.n, seed=EVAL_SEED)}
 
 
+def floor(args) -> dict:
+    """SWD of the evaluation's real images against as many *other* training images: the score of a
+    perfect generator that memorised nothing, give or take sampling noise."""
+    import torch
+
+    from gan.data import load_images
+    from gan.fileio import atomic_write_text
+    from gan.metrics import swd
+
+    torch.set_num_threads(1)
+    imgs = load_images(str(args.data), IMAGE_SIZE, 3).images
+    perm = torch.randperm(len(imgs), generator=torch.Generator().manual_seed(EVAL_SEED))
+    n = min(args.n_eval, len(imgs) // 2)
+    res = swd(imgs[perm[:n]], imgs[perm[n : 2 * n]], seed=EVAL_SEED)
+    rec = {"what": "real vs real: the evaluation's real images against as many other training images",
+           "n_eval": n, "data": Path(args.data).name, "swd": {k: round(v, 3) for k, v in res.items()}}  # fmt: skip
+    atomic_write_text(Path(args.results) / "real_vs_real.json", json.dumps(rec, indent=2, allow_nan=False) + "\n")
+    return rec
+
+
 # ---------------------------------------------------------------------------------------------
 # the queue: most informative cells first
 
@@ -583,7 +604,9 @@ def report(args, cells: list[Cell]) -> str:
         "show the mean steps reached, the step cell the mean CPU minutes it took. "
         f"CPU: {machines}; precision auto = fp32 here (no native bf16). Not finished yet: *pending*.\n\n"
         + "\n".join(lines)
-        + "\n\nSample grids of the median seed: "
+        + "\n\n"
+        + _floor_line(results)
+        + "Sample grids of the median seed: "
         + ", ".join(f"`benchmarks/results/quality_grids_{c.name}.jpg`" for c in cells)
         + ".\n"
     )
@@ -591,6 +614,15 @@ def report(args, cells: list[Cell]) -> str:
     for c in cells:
         _montage(summ, c.name, Path(args.results).parent / f"quality_grids_{c.name}.jpg")
     return text
+
+
+def _floor_line(results: Path) -> str:
+    p = results / "real_vs_real.json"
+    if not p.exists():
+        return ""
+    r = json.loads(p.read_text())
+    return (f"For scale: {r['n_eval']} real images against {r['n_eval']} other training images score "
+            f"{r['swd']['swd_avg']:.1f} (`quality/real_vs_real.json`, `quality_per_minute.py floor`).\n\n")  # fmt: skip
 
 
 def _montage(summ: dict, cell: str, path: Path) -> None:
@@ -650,6 +682,7 @@ def main() -> None:
     sub.add_parser("queue", help="run every pending cell, one process at a time")
     sub.add_parser("plan", help="print what the queue would run, in order")
     sub.add_parser("report", help="write quality_table.md, quality_results.json and the grids")
+    sub.add_parser("floor", help="SWD of real images against other real images (the floor)")
     ARGS = args = p.parse_args()
     cells = make_cells(args.minutes, args.steps)
     if args.cmd == "run":
@@ -662,6 +695,8 @@ def main() -> None:
     elif args.cmd == "plan":
         for it in plan(Path(args.results), cells):
             print(*it)
+    elif args.cmd == "floor":
+        print(floor(args))
     else:
         print(report(args, cells))
 
