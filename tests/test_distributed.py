@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+from safetensors.torch import load_file
+
 from gan.train import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,13 +25,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(args, cwd, nproc=None):
+def run(args, cwd, nproc=None, script=None):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    target = [script] if script else ["-m", "gan"]
     if nproc:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc),
-               "--master_addr", "127.0.0.1", "--master_port", str(free_port()), "-m", "gan", *args]  # fmt: skip
+               "--master_addr", "127.0.0.1", "--master_port", str(free_port()), *target, *args]  # fmt: skip
     else:
-        cmd = [sys.executable, "-m", "gan", *args]
+        cmd = [sys.executable, *target, *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -69,3 +74,35 @@ def test_two_process_gloo_training_matches_single_process(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "finished at step 8 of 8" in r.stdout
     assert load_checkpoint(tmp_path / "ddp")[0]["step"] == 8
+
+
+WORKER = str(ROOT / "tests" / "ddp_worker.py")
+
+
+@pytest.fixture(scope="module")
+def ddp_runs(tmp_path_factory):
+    """One torchrun launch (fit, then the exact run at 4 images per rank) and the single-process
+    reference at 8 images."""
+    out = tmp_path_factory.mktemp("ddp")
+    r = run(["both", str(out), "4"], out, nproc=2, script=WORKER)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r1 = run(["exact", str(out), "8"], out, script=WORKER)
+    assert r1.returncode == 0, r1.stdout + r1.stderr
+    return out
+
+
+def test_every_rank_ends_with_the_same_weights(ddp_runs):
+    """fit under DDP: gradients are all-reduced, so G, D and the EMA parameters are bit-identical on
+    every rank (with DDP turned into a no-op, each rank drifts on its own data and noise)."""
+    h0, h1 = (json.loads((ddp_runs / f"rank{i}.json").read_text()) for i in (0, 1))
+    assert h0 == h1, (h0, h1)
+
+
+def test_two_ranks_equal_one_process_with_the_global_batch(ddp_runs):
+    """No BatchNorm, fp32, SGD: two ranks of 4 images each take exactly the steps one process takes
+    on the 8 images (DDP averages the ranks' gradients), up to float summation order."""
+    one = load_file(ddp_runs / "exact_w1_rank0.safetensors")
+    ranks = [load_file(ddp_runs / f"exact_w2_rank{i}.safetensors") for i in (0, 1)]
+    for k, v in one.items():
+        for w in ranks:
+            assert torch.allclose(w[k], v, atol=2e-6, rtol=1e-5), (k, (w[k] - v).abs().max())
