@@ -37,14 +37,14 @@ HELP = {
     "ema_decay": "EMA decay of the generator's weights (0 = off)",
     "augment": "none, classic (flip/rotate/shift/zoom) or diffaugment (color/translation/cutout)",
     "xflip": "mirror real images at random",
-    "precision": "fp32 or bf16 (autocast with fp32 master weights)",
+    "precision": "auto (bf16 only where the device runs it natively and faster), fp32, or bf16",
     "seed": "random seed: the same seed gives the same run",
     "sample_every": "write a sample grid every N steps (0 = off)",
     "checkpoint_every": "write a checkpoint every N steps (0 = only at the end)",
     "log_every": "log losses every N steps",
     "device": "auto, cpu, cuda or mps",
     "compile": "torch.compile: off, on, or auto (on for long runs)",
-    "threads": "CPU threads for torch (0 = torch's default)",
+    "threads": "CPU threads for torch (0 = every core this process may use)",
     "n_sample": "images in the fixed-seed sample grid",
     "metric_every": "cheap SWD on 256 samples every N steps (0 = off)",
 }
@@ -66,7 +66,7 @@ def _add_config_flags(p: argparse.ArgumentParser, cls: type, title: str) -> None
         t = _field_type(f, cls)
         default = f.default
         flag = "--" + f.name.replace("_", "-")
-        help_ = f"{HELP.get(f.name, f.name)} (default: {default})"
+        help_ = f"{HELP.get(f.name, f.name)} (default: {'none' if default is None else default})"
         if t is bool:
             g.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_)
         else:
@@ -83,12 +83,14 @@ def _collect(args: argparse.Namespace, cls: type) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     from .config import ModelConfig, TrainConfig
+    from .recipes import RECIPES
 
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = argparse.ArgumentParser(prog="python -m gan", description="GAN Lab: train, sample and share DCGANs.")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    t = sub.add_parser("train", help="train a GAN", formatter_class=fmt)
+    # each config flag names its own default (the config's, or the recipe's): no defaults formatter
+    t = sub.add_parser("train", help="train a GAN")
     t.add_argument(
         "--data",
         default=None,
@@ -96,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: synthetic; when resuming, the run's own data)",
     )
     t.add_argument("--out", required=True, help="run folder: checkpoint, samples/, model/")
+    t.add_argument("--recipe", choices=sorted(RECIPES), default=None,
+                   help="start from a named recipe (" + "; ".join(f"{r.name}: {r.description}" for r in
+                   RECIPES.values()) + "); flags given override it")  # fmt: skip
     t.add_argument("--resume", nargs="?", const="", default=None,
                    help="continue from a checkpoint (file or run folder; bare flag: the --out folder)")  # fmt: skip
     t.add_argument("--n-synthetic", type=int, default=None, help="images in the synthetic set (default: 2048)")
@@ -108,18 +113,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="first seed; images use seeds S..S+n-1")
     s.add_argument("--n", type=int, default=16, help="number of images")
     s.add_argument("--truncation", type=float, default=1.0, help="truncation psi (0..2); <1 = safer samples")
-    s.add_argument("--out", required=True, help="grid .png, or a folder for one PNG per seed")
+    s.add_argument("--out", required=True, help="grid .png, or a folder (no extension) for one PNG per seed")
     s.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
 
     i = sub.add_parser("interpolate", help="render a latent walk as GIF (or MP4)", formatter_class=fmt)
     i.add_argument("--model", required=True, help="model folder or Hub repo id")
     i.add_argument("--seeds", type=int, nargs="+", required=True, help="two or more seeds to walk through")
-    i.add_argument("--frames", type=int, default=32, help="frames between two seeds")
+    i.add_argument("--frames", type=int, default=32, help="frames of the whole walk (all seeds)")
     i.add_argument("--mode", choices=["slerp", "lerp"], default="slerp", help="interpolation")
     i.add_argument("--fps", type=float, default=16.0, help="frames per second")
     i.add_argument("--scale", type=int, default=2, help="integer upscaling of the frames")
     i.add_argument("--truncation", type=float, default=1.0, help="truncation psi")
-    i.add_argument("--out", required=True, help="walk.gif or walk.mp4")
+    i.add_argument("--out", required=True, help="walk.gif or walk.mp4 (the extension picks the format)")
     i.add_argument("--revision", default=None, help="Hub revision")
 
     e = sub.add_parser("eval", help="compute SWD (and FID/KID when Inception weights exist)", formatter_class=fmt)
@@ -127,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, help="the real images to compare with")
     e.add_argument("--n", type=int, default=2048, help="images to compare")
     e.add_argument("--inception-weights", default=None, help="path of the Inception-v3 weights file")
-    e.add_argument("--no-write", action="store_true", help="do not record the metrics in the model folder")
+    e.add_argument("--write", action="store_true",
+                   help="record the metrics in the model folder (metrics.json, the card); off by default")  # fmt: skip
 
     u = sub.add_parser("push", help="push a model folder to the Hugging Face Hub", formatter_class=fmt)
     u.add_argument("--model", required=True, help="model folder (or repo id to copy)")
@@ -147,6 +153,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .config import ModelConfig, TrainConfig
     from .data import load_images
+    from .recipes import get_recipe
     from .train import CKPT_NAME, Done, Rollback, Samples, Started, StepLog, event_dict, fit, load_checkpoint
 
     out = Path(args.out)
@@ -156,13 +163,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume = Path(args.resume) if args.resume else out
         meta, _ = load_checkpoint(resume)
         mcfg = ModelConfig.from_dict(meta["model_config"])
+        if args.recipe:
+            print("error: --recipe starts a new run; a resumed run keeps its own settings", file=sys.stderr)
+            return 2
         if model_kw and mcfg.replace(**model_kw) != mcfg:
             print(f"error: model options differ from the checkpoint's ({mcfg})", file=sys.stderr)
             return 2
         tcfg = TrainConfig.from_dict(meta["train_config"]).replace(**_collect(args, TrainConfig))
     else:
-        mcfg = ModelConfig(**model_kw)
-        tcfg = TrainConfig(**_collect(args, TrainConfig))
+        if args.recipe:
+            mcfg, tcfg = get_recipe(args.recipe).configs(**model_kw, **_collect(args, TrainConfig))
+            tcfg = tcfg.replace(extra={**tcfg.extra, "recipe": args.recipe})
+        else:
+            mcfg = ModelConfig(**model_kw)
+            tcfg = TrainConfig(**_collect(args, TrainConfig))
         if (out / CKPT_NAME).exists():
             print(f"error: {out} already holds a run; use --resume to continue it or pick another --out",
                   file=sys.stderr)  # fmt: skip
@@ -205,8 +219,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                 print(
                     f"training {ev.n_images} images on {ev.device} ({ev.precision}), batch {ev.batch_size}"
                     f" per process x {ev.world_size} = {ev.batch_size * ev.world_size} global,"
-                    f" steps {ev.step}->{ev.steps}"
+                    f" steps {ev.step}->{ev.steps}, {ev.threads} threads"
                 )
+                print(f"precision {ev.precision_reason}")
+                if ev.warning:
+                    print(f"warning: {ev.warning}", file=sys.stderr)
                 bar = tqdm(total=ev.steps, initial=ev.step, disable=args.quiet or log is None, unit="step")
             elif isinstance(ev, StepLog) and bar is not None:
                 bar.update(ev.step - bar.n)
@@ -241,8 +258,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if not 1 <= args.n <= 1024:
         print("error: --n must be in 1..1024", file=sys.stderr)
         return 2
-    if not 0 <= args.seed <= MAX_SEED - args.n:
-        print(f"error: --seed must be in 0..{MAX_SEED - args.n}", file=sys.stderr)
+    if not 0 <= args.seed or args.seed + args.n - 1 > MAX_SEED:
+        print(f"error: seeds {args.seed}..{args.seed + args.n - 1} asked for; every seed must be in 0..{MAX_SEED}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if Path(args.out).suffix and Path(args.out).suffix.lower() != ".png":
+        print(f"error: --out {args.out}: a grid is written as .png; give a .png file or a folder name",
+              file=sys.stderr)  # fmt: skip
         return 2
     G = _open_model(args.model, args.revision)
     seeds = list(range(args.seed, args.seed + args.n))
@@ -263,20 +285,29 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_interpolate(args: argparse.Namespace) -> int:
     import torch
 
-    from .sampling import interpolation_frames, save_gif, save_video
+    from .sampling import MAX_SEED, generate, interpolate, latents, save_gif, save_video
 
     if len(args.seeds) < 2:
         print("error: --seeds needs at least two seeds", file=sys.stderr)
         return 2
-    G = _open_model(args.model, args.revision)
-    parts = [
-        interpolation_frames(G, a, b, args.frames, args.mode, args.truncation)[
-            : None if i == len(args.seeds) - 2 else -1
-        ]
-        for i, (a, b) in enumerate(zip(args.seeds[:-1], args.seeds[1:]))
-    ]
-    frames = torch.cat(parts)
+    bad = [s for s in args.seeds if not 0 <= s <= MAX_SEED]
+    if bad:
+        print(f"error: seed {bad[0]} is out of range; every seed must be in 0..{MAX_SEED}", file=sys.stderr)
+        return 2
+    if not len(args.seeds) <= args.frames <= 10_000:
+        print(f"error: --frames must be in {len(args.seeds)}..10000 (at least one frame per seed)", file=sys.stderr)
+        return 2
     out = Path(args.out)
+    if out.suffix.lower() not in (".gif", ".mp4"):
+        print(f"error: --out {args.out}: the walk is written as .gif or .mp4; name the file so", file=sys.stderr)
+        return 2
+    G = _open_model(args.model, args.revision)
+    zs = latents(args.seeds, G.z_dim, args.truncation)  # (K, z)
+    # --frames in total, evenly along the path through all K seeds: u in [0, K-1], leg floor(u)
+    u = torch.linspace(0, len(zs) - 1, args.frames)
+    leg = u.floor().long().clamp(max=len(zs) - 2)
+    z = interpolate(zs[leg], zs[leg + 1], u - leg, args.mode)  # (frames, z); ends exactly on the seeds
+    frames = generate(G, z)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".mp4":
         save_video(frames, out, fps=args.fps, scale=args.scale)
@@ -290,9 +321,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_model
 
     res = evaluate_model(args.model, args.data, n=args.n, inception_weights=args.inception_weights,
-                         write=not args.no_write)  # fmt: skip
+                         write=args.write)  # fmt: skip
+    notes = res.pop("notes", [])
     for k, v in res.items():
         print(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}")
+    for note in notes:
+        print(f"note: {note}")
+    if not args.write:
+        print("nothing written (add --write to record the metrics in the model folder)")
     return 0
 
 

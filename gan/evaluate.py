@@ -1,7 +1,8 @@
 """`python -m gan eval`: compare a model's samples with real images; record the result.
 
 Samples use seeds 0..n-1 (the same images each time); the real images are n drawn with a fixed
-seed. Metrics go into the model folder as metrics.json and into the card's Metrics table.
+seed. Nothing is written unless asked (`write=True`, `--write` in the CLI): then the metrics go
+into the model folder as metrics.json and into the card's Metrics table.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from .config import save_json
 from .data import load_images
+from .fileio import atomic_write_text
 from .hub import load_model
 from .metrics import evaluate
 from .sampling import sample
@@ -26,7 +28,7 @@ def evaluate_model(
     *,
     n: int = 2048,
     inception_weights: str | None = None,
-    write: bool = True,
+    write: bool = False,
     seed: int = 0,
 ) -> dict[str, Any]:
     """SWD (always) and FID/KID (with Inception weights) of `n` samples against `n` real images."""
@@ -36,13 +38,21 @@ def evaluate_model(
     cfg = G.config
     real = load_images(data, cfg.image_size, cfg.channels).images
     g = torch.Generator().manual_seed(seed)
+    notes = []
+    if len(real) < n:
+        notes.append(f"n={n} was asked for, but {data} holds {len(real)} usable images: compared {len(real)}")
     real = real[torch.randperm(len(real), generator=g)[:n]]
     t0 = time.perf_counter()
     fake = sample(G, range(len(real)))
     res: dict[str, Any] = evaluate(real, fake, inception_weights=inception_weights, seed=seed)
     res = {"n": len(real), "data": str(data), **res, "seconds": round(time.perf_counter() - t0, 1)}
-    if write and isinstance(G.folder, Path) and Path(model).is_dir():
+    if write:
+        if not (isinstance(G.folder, Path) and Path(model).is_dir()):
+            raise ValueError(f"--write records metrics in a local model folder; {model} is not one")
         _record(Path(model), res)
+        notes.append(f"wrote {Path(model) / 'metrics.json'} and the card's Metrics table")
+    if notes:
+        res["notes"] = notes
     return res
 
 
@@ -62,6 +72,4 @@ def _record(folder: Path, res: dict[str, Any]) -> None:
     text = re.sub(r"## Metrics\n.*?(?=\n## |\Z)", "", text, flags=re.S)
     head = next((h for h in ("## Known limits", "## Limits") if h in text), None)
     text = text.replace(head, table + head) if head else text.rstrip() + "\n\n" + table
-    tmp = card.with_name("README.md.tmp")
-    tmp.write_text(text)
-    tmp.replace(card)
+    atomic_write_text(card, text)
