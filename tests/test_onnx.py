@@ -423,3 +423,120 @@ def test_browser_falls_back_without_a_trusted_runtime(browser, site, cats64, cdn
         assert page.evaluate("document.querySelector('[data-gan-where]').textContent") == "on the server"
     finally:
         page.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# the same view inside Gradio 6: gr.HTML(js_on_load=gradio_on_load.js) driven by a gr.Slider
+
+
+@pytest.fixture(scope="module")
+def gradio_app(cats64, cache_root):
+    """A miniature Interpolate tab: seeds, a t slider, the in-browser view, and today's server image
+    rendered by `view.submit` when the browser cannot. The runtime comes from files the server hosts."""
+    need(ORT_DIST.is_dir(), "node_modules/onnxruntime-web is missing: run `npm ci` in the repo root")
+    need(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium")
+    gr = pytest.importorskip("gradio")
+    static = JS.parent
+    exp = ox.export_onnx(cats64)
+    gr.set_static_paths([static, exp.path.parent, ORT_DIST])
+    calls: list[float] = []
+
+    def server_render(t, a, b):
+        calls.append(float(t))
+        za, zb = latents([int(a), int(b)], cats64.z_dim)
+        return generate(cats64, interpolate(za, zb, float(t))[None])[0].permute(1, 2, 0).numpy()
+
+    with gr.Blocks() as demo:
+        a = gr.Number(3, precision=0, elem_id="seed-a")
+        b = gr.Number(7, precision=0, elem_id="seed-b")
+        t = gr.Slider(0, 1, 0.5, step=0.01, label="t", elem_id="interp-t")
+        view = gr.HTML(
+            html_template="<div><canvas></canvas><small data-gan-where></small></div>",
+            js_on_load=(static / "gradio_on_load.js").read_text(),
+            elem_id="gan-view",
+            module_url=f"/gradio_api/file={JS}",
+            model_url=f"/gradio_api/file={exp.path}",
+            manifest=exp.manifest,
+            payload=ox.interpolate_payload(cats64, 3, 7),
+            controls={"t": "#interp-t"},
+            server_image="#server-img",
+            ort_base=f"/gradio_api/file={ORT_DIST}/",
+        )
+        img = gr.Image(elem_id="server-img", label="server", format="png")
+        view.submit(server_render, [t, a, b], [img], trigger_mode="always_last", api_name="interpolate_image")
+        a.change(lambda x, y: gr.HTML(payload=ox.interpolate_payload(cats64, int(x), int(y))), [a, b], [view])
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    yield demo.local_url, calls
+    demo.close()
+
+
+MODE_KNOWN = "['browser', 'server'].includes(document.querySelector('#gan-view [data-gan-mode]')?.dataset.ganMode)"
+CANVAS_PIXELS = """() => {
+  const c = document.querySelector("#gan-view canvas");
+  return Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data);
+}"""
+
+
+def _gradio_page(browser, url, *, block_runtime: bool = False):
+    page = browser.new_page()
+    page.set_default_timeout(60_000)
+    page.requests = []
+    page.on("request", lambda r: page.requests.append(r.url))
+    page.route("https://**", lambda r: r.abort("internetdisconnected"))  # no internet here
+    if block_runtime:
+        page.route("**/onnxruntime-web/dist/**", lambda r: r.abort("blockedbyclient"))
+    page.goto(url)
+    page.wait_for_function(MODE_KNOWN)
+    page.locator("#interp-t input[type=range]").focus()
+    return page
+
+
+@pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated")
+@pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")
+def test_gradio_view_renders_in_the_browser_without_server_calls(browser, gradio_app, cats64):
+    url, calls = gradio_app
+    page = _gradio_page(browser, url)
+    try:
+        box = page.locator("#gan-view [data-gan-mode]")
+        assert box.get_attribute("data-gan-mode") == "browser", box.get_attribute("data-gan-reason")
+        n_calls, n_requests = len(calls), len(page.requests)
+        for _ in range(5):
+            page.keyboard.press("ArrowRight")
+        page.wait_for_function("document.querySelector('#gan-view [data-gan-mode]').ganView.last?.params?.t === 0.55")
+        assert len(calls) == n_calls and not [u for u in page.requests[n_requests:] if "/gradio_api/" in u]
+        assert re.fullmatch(r"in your browser, [\d.]+ ms", page.locator("#gan-view small[data-gan-where]").inner_text())
+        assert not page.locator("#server-img").is_visible()
+        px = np.array(page.evaluate(CANVAS_PIXELS), dtype=float).reshape(64, 64, 4)
+        za, zb = latents([3, 7], cats64.z_dim)
+        ref = generate(cats64, interpolate(za, zb, 0.55)[None])[0].permute(1, 2, 0).numpy().astype(float)
+        assert np.abs(px[..., :3] - ref).mean() <= 2.0
+        page.fill("#seed-a input", "5")  # a new seed: the server sends new latents once, the browser renders
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.querySelector('#gan-view [data-gan-mode]').ganView.payload.seeds[0] === 5")
+        assert len(calls) == n_calls
+    finally:
+        page.close()
+
+
+@pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated")
+@pytest.mark.filterwarnings("ignore:The copy keyword is deprecated")
+def test_gradio_view_falls_back_to_the_server(browser, gradio_app):
+    url, calls = gradio_app
+    page = _gradio_page(browser, url, block_runtime=True)
+    try:
+        box = page.locator("#gan-view [data-gan-mode]")
+        assert box.get_attribute("data-gan-mode") == "server"
+        assert "onnxruntime-web could not load" in box.get_attribute("data-gan-reason")
+        n_calls = len(calls)
+        for _ in range(3):
+            page.keyboard.press("ArrowRight")
+        page.wait_for_selector("#server-img img")
+        for _ in range(100):  # always_last: the last move is rendered once the earlier call returns
+            if calls and calls[-1] == 0.53:
+                break
+            page.wait_for_timeout(100)
+        assert len(calls) > n_calls and calls[-1] == 0.53
+        assert page.locator("#server-img").is_visible()
+        assert page.locator("#gan-view small[data-gan-where]").inner_text() == "on the server"
+    finally:
+        page.close()

@@ -357,7 +357,7 @@ export async function mountView(element, options) {
   view.markServer = (ms) => {
     // the caller drew a server image: say so
     whereEl.textContent = whereText("server", ms);
-    element.dataset.ganWhere = "server";
+    element.dataset.ganRendered = "server";
   };
 
   // latest wins: a move during a render replaces the pending one; every caller gets the answer of
@@ -376,7 +376,7 @@ export async function mountView(element, options) {
         view.renders += 1;
         view.last = res;
         whereEl.textContent = whereText("browser", res.ms);
-        element.dataset.ganWhere = "browser";
+        element.dataset.ganRendered = "browser";
         element.dataset.ganMs = res.ms.toFixed(2);
         options.onRender?.(res);
       } catch (e) {
@@ -434,4 +434,69 @@ export function bindSlider(root, fn) {
   };
   inputs.forEach((i) => i.addEventListener("input", handler));
   return () => inputs.forEach((i) => i.removeEventListener("input", handler));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gradio 6 glue: gr.HTML(js_on_load=GRADIO_JS_ON_LOAD, ...props) -> gradioView(element, props, trigger, watch)
+
+/**
+ * Mount the view in a gr.HTML and drive it from the page's sliders (js_on_load: gradio_on_load.js). props:
+ *   module_url   URL of this file (for js_on_load's import)
+ *   model_url    URL of the .onnx (e.g. /gradio_api/file=<cache>/<hash>-gan-lab-onnx-1.onnx)
+ *   manifest     gan.onnx_export manifest; payload: an *_payload dict (update it from Python; watched)
+ *   controls     {param: CSS selector} of Gradio sliders (their elem_id): {t: "#interp-t"},
+ *                {amounts: ["#dir-0", "#dir-1", ...]}, {u: "#plane-u", v: "#plane-v"}
+ *   fallback_event  event to trigger on the gr.HTML when the browser cannot render (default "submit");
+ *                Python listens with html.submit(server_fn, inputs=[sliders], outputs=[server image])
+ *   server_image CSS selector of that server image, hidden while the canvas shows the picture
+ *   ort_base     folder of the onnxruntime-web files the server hosts (default: the pinned CDN)
+ *   display_px   CSS size of the canvas
+ * Input events are caught on the document (delegation), so sliders rendered later still count.
+ */
+export async function gradioView(element, props, trigger, watch) {
+  const controls = props.controls || {};
+  const q = (sel) => document.querySelector(sel);
+  const inputOf = (sel) => {
+    const el = q(sel);
+    return el && (el.matches("input") ? el : el.querySelector("input[type=range]") || el.querySelector("input"));
+  };
+  const read = (sel) => Number(inputOf(sel)?.value);
+  const readParams = () => {
+    const p = {};
+    for (const [k, sel] of Object.entries(controls)) p[k] = Array.isArray(sel) ? sel.map(read) : read(sel);
+    return p;
+  };
+  const selectors = Object.values(controls).flat();
+  const fallbackEvent = props.fallback_event === undefined ? "submit" : props.fallback_event;
+  let view = null;
+  // registered before anything is awaited: while the runtime loads, and for good if it cannot, moves go to the server
+  const onInput = (ev) => {
+    if (!selectors.some((sel) => q(sel)?.contains(ev.target))) return;
+    if (!view || view.mode !== "browser") {
+      if (fallbackEvent) setTimeout(() => trigger(fallbackEvent), 0); // after Gradio has taken the slider's new value
+      return;
+    }
+    const params = readParams();
+    if (Object.values(params).flat().every(Number.isFinite)) view.show(params);
+  };
+  document.addEventListener("input", onInput);
+  view = await mountView(element, {
+    modelUrl: props.model_url,
+    manifest: props.manifest,
+    payload: props.payload,
+    displayPx: props.display_px,
+    runtime: props.ort_base ? { base: props.ort_base } : {},
+  });
+  const img = props.server_image ? q(props.server_image) : null;
+  if (img) img.style.display = view.mode === "browser" ? "none" : "";
+  view.canvas.style.display = view.mode === "browser" ? "" : "none";
+  if (watch) {
+    watch("payload", () => {
+      view.setPayload(props.payload);
+      if (view.mode === "browser") view.show(readParams());
+    });
+  }
+  if (view.mode === "browser" && view.payload) view.show(readParams());
+  element.ganView = view;
+  return view;
 }
