@@ -5,7 +5,10 @@ from gan import ModelConfig, TrainConfig, load_images, fit, load_model, sample
 
 from .config import ConfigError, ModelConfig, TrainConfig
 from .data import DataError, DatasetReport, ImageData, Limits, load_files, load_images, make_synthetic
-from .hub import HubError, ModelLoadError, load_hub_dataset, load_model, push_to_hub, save_model
+from .hub import load_model, push_to_hub
+from .hubclient import HubError
+from .hubdata import load_hub_dataset
+from .modelfolder import ModelLoadError, save_model
 from .models import Discriminator, Generator
 from .sampling import (
     interpolation_frames,

@@ -449,7 +449,7 @@ def load_images(
         imgs = make_synthetic(n_synthetic, image_size, channels, seed)
         return ImageData(imgs, DatasetReport("synthetic shapes", n_ok=len(imgs)))
     if isinstance(source, str) and source.startswith(HF_DATASET_PREFIX):
-        from .hub import load_hub_dataset  # imported on use: data sits below the Hub code
+        from .hubdata import load_hub_dataset  # imported on use: data sits below the Hub code
 
         return load_hub_dataset(source, image_size, channels, token=token, limits=limits)
     path = Path(source).expanduser()

@@ -7,16 +7,23 @@ Channel widths follow pytorch/examples' DCGAN (ngf*8 ... ngf), capped at 8x the 
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import os
+from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import PyTorchModelHubMixin
+from huggingface_hub import ModelCard, PyTorchModelHubMixin
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from .card import CARD_METADATA, CARD_TAGS, model_card
 from .config import ConfigError, ModelConfig
 
-CARD_TAGS = ["gan", "dcgan", "pytorch", "unconditional-image-generation", "gan-lab"]
+
+class ModelLoadError(ValueError):
+    """A model folder or repo cannot be loaded; the message says why and what to do."""
 
 
 def _widths(base: int, n: int) -> list[int]:
@@ -47,18 +54,17 @@ def _as_config(config: ModelConfig | dict[str, Any] | None, kwargs: dict[str, An
     raise ConfigError(f"config must be a ModelConfig or a dict, got {type(config).__name__}")
 
 
-class Generator(
-    nn.Module,
-    PyTorchModelHubMixin,
-    library_name="gan-lab",
-    tags=CARD_TAGS,
-    pipeline_tag="unconditional-image-generation",
-    license="mit",
-):
+class Generator(nn.Module, PyTorchModelHubMixin, tags=list(CARD_TAGS), **CARD_METADATA):
     """z (B, z_dim) -> image (B, C, S, S) in [-1, 1].
 
     The config is validated before any layer is built, so an absurd config.json from someone else
     fails with a clear message instead of allocating memory.
+
+    huggingface_hub's mixin gives `Generator.from_pretrained(folder or "user/name")`,
+    `G.save_pretrained(folder)` and `G.push_to_hub("user/name")`: config.json is the ModelConfig,
+    weights are model.safetensors only (never pickle, loaded strictly), and the card is GAN Lab's
+    (gan.card). For repos from strangers prefer `gan.load_model`, which checks the repo's file
+    sizes before downloading anything.
     """
 
     def __init__(self, config: ModelConfig | dict[str, Any] | None = None, **kwargs: Any):
@@ -93,6 +99,43 @@ class Generator(
     def z_dim(self) -> int:
         return self.config.z_dim
 
+    # --- huggingface_hub mixin hooks ---------------------------------------------------------
+
+    @staticmethod
+    def weights_bytes(cfg: ModelConfig) -> int:
+        """Bytes of G's tensors in float32 (parameters and buffers), from the config alone: the
+        generator is built on the `meta` device, which allocates nothing."""
+        with torch.device("meta"):
+            G = Generator(cfg)
+        return sum(t.numel() * (4 if t.is_floating_point() else t.element_size()) for t in G.state_dict().values())
+
+    @classmethod
+    def safetensors_bound(cls, cfg: ModelConfig) -> int:
+        """Largest model.safetensors a generator of `cfg` can have: float32 tensors, plus the JSON
+        header (about 150 bytes a tensor) and a margin of 1% + 64 KiB."""
+        return math.ceil(cls.weights_bytes(cfg) * 1.01) + (64 << 10)
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """config.json (this ModelConfig) and model.safetensors (float32, CPU)."""
+        from safetensors.torch import save_file
+
+        (Path(save_directory) / "config.json").write_text(self.config.to_json() + "\n")
+        state = {
+            k: (v.detach().float() if v.is_floating_point() else v.detach()).cpu().contiguous()
+            for k, v in self.state_dict().items()
+        }
+        save_file(state, str(Path(save_directory) / "model.safetensors"))
+
+    def generate_model_card(self, *args: Any, **kwargs: Any) -> ModelCard:
+        """GAN Lab's card (gan.card.model_card); `repo_id` is put in its usage lines."""
+        return ModelCard(model_card(self.config, samples=False, **kwargs))
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        """The mixin's push (config.json, model.safetensors, README.md) with `repo_id` in the card."""
+        card_kwargs = dict(kwargs.pop("model_card_kwargs", None) or {})
+        card_kwargs.setdefault("repo_id", repo_id)
+        return super().push_to_hub(repo_id, model_card_kwargs=card_kwargs, **kwargs)
+
     @classmethod
     def _from_pretrained(
         cls,
@@ -107,22 +150,58 @@ class Generator(
         strict: bool = True,
         **model_kwargs: Any,
     ) -> Generator:
-        """Load `model.safetensors` only (never pickle), strictly, on `map_location`."""
-        import os
+        """Build from config.json (validated first), then load `model.safetensors` only (never
+        pickle), strictly, on `map_location`.
 
-        from huggingface_hub import hf_hub_download
+        The mixin passes config.json both as `config` and as keyword fields (our __init__ takes
+        **kwargs); the fields that repeat the config are dropped here, any other is an error.
+        """
+        from huggingface_hub import HfApi, hf_hub_download
         from safetensors.torch import load_model
 
-        model = cls(**model_kwargs)
+        config = model_kwargs.pop("config", None)
+        if isinstance(config, dict):
+            config = {k: v for k, v in config.items() if not k.startswith("_")}
+            for k in list(model_kwargs):
+                if k in config and model_kwargs[k] == config[k] or k.startswith("_"):
+                    del model_kwargs[k]
+        fields = {f.name for f in dataclasses.fields(ModelConfig)}
+        if config is not None and model_kwargs:
+            clash = sorted(set(model_kwargs) & fields)
+            raise TypeError(
+                f"{', '.join(clash)} differ from config.json; a pretrained model keeps its config"
+                if clash
+                else f"unexpected arguments: {', '.join(sorted(model_kwargs))}"
+            )
+        cfg = _as_config(config, {} if config is not None else model_kwargs)
         if os.path.isdir(model_id):
             path = os.path.join(model_id, "model.safetensors")
+            if not os.path.isfile(path):
+                raise ModelLoadError(f"{model_id} has no model.safetensors (GAN Lab never loads pickle weights)")
+            size = os.path.getsize(path)
         else:
+            size = None
+            if not local_files_only:  # the size from the Hub API, before the bytes
+                infos = HfApi().get_paths_info(model_id, ["model.safetensors"], revision=revision, token=token)
+                size = infos[0].size if infos else None
+                if not infos:
+                    raise ModelLoadError(f"{model_id} has no model.safetensors (GAN Lab never loads pickle weights)")
+            bound = cls.safetensors_bound(cfg)
+            if size is not None and size > bound:
+                raise ModelLoadError(
+                    f"model.safetensors of {model_id} is {size:,} bytes, but its config.json implies at most "
+                    f"{bound:,}; not downloading it"
+                )
             path = hf_hub_download(
                 model_id, "model.safetensors", revision=revision, cache_dir=cache_dir,
                 force_download=force_download, local_files_only=local_files_only, token=token,
             )  # fmt: skip
+            size = os.path.getsize(path)
+        if size > cls.safetensors_bound(cfg):
+            raise ModelLoadError(f"model.safetensors of {model_id} is {size:,} bytes, more than config.json implies")
+        model = cls(cfg)
         try:
-            load_model(model, path, strict=strict, device=map_location)
+            load_model(model, path, strict=strict, device=str(map_location))
         except RuntimeError as e:
             raise ConfigError(f"model.safetensors does not match config.json ({str(e).splitlines()[0]})") from None
         return model.eval()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -412,7 +411,7 @@ def fit(
     stop: threading.Event | None = None,
 ) -> Iterator[Event]:
     """Train a GAN; yields events (see the module doc). `model_cfg` may be None when resuming."""
-    from .hub import save_model
+    from .modelfolder import save_model
 
     if isinstance(data, torch.Tensor):
         data = gdata.ImageData(data, gdata.DatasetReport("tensor", n_ok=len(data)))
@@ -504,8 +503,6 @@ def fit(
     fixed_z = latents(range(SAMPLE_SEED0, SAMPLE_SEED0 + train_cfg.n_sample), model_cfg.z_dim)
     b = train_cfg.batch_size
     last_good = step
-    if precision.warning and is_main:
-        print(f"warning: {precision.warning}", file=sys.stderr)
     yield Started(
         step, train_cfg.steps, n, b, world, str(device), precision.precision, fingerprint,
         resumed_from=meta["path"] if meta else None, precision_reason=precision.reason, threads=threads,

@@ -23,7 +23,19 @@ from huggingface_hub import HfApi, ModelCard, snapshot_download
 from PIL import Image
 from safetensors.torch import save_file
 
-from gan import DataError, Done, Generator, ModelConfig, ModelLoadError, TrainConfig, fit, sample, save_model
+from gan import (
+    DataError,
+    Done,
+    Generator,
+    ModelConfig,
+    ModelLoadError,
+    TrainConfig,
+    fit,
+    load_files,
+    load_images,
+    sample,
+    save_model,
+)
 from gan.data import DatasetReport, Limits
 from gan.hub import HubError, check_repo_id, load_hub_dataset, load_model, push_to_hub
 
@@ -373,3 +385,95 @@ def test_parquet_without_pyarrow_says_so(hub, monkeypatch):
     hub.add_files("alice/pq2", {"data/train.parquet": b"PAR1" + bytes(64) + b"PAR1"}, repo_type="dataset")
     with pytest.raises(DataError, match=r"parquet files; reading them needs pyarrow \(pip install pyarrow\)"):
         load_hub_dataset("alice/pq2", 16, 3)
+
+
+# ---------------------------------------------------------------------------------------------
+# the mixin's own from_pretrained / save_pretrained / push_to_hub (issue 14)
+
+
+def test_mixin_push_to_hub_and_from_pretrained(hub, tmp_path):
+    G = generator(11)
+    G.push_to_hub("alice/mixin-gan", token=ALICE)
+    files = hub.files("alice/mixin-gan")
+    assert {"config.json", "model.safetensors", "README.md"} <= set(files)
+    assert ModelConfig.from_json(files["config.json"].decode()) == TINY
+    card = ModelCard(files["README.md"].decode())
+    assert card.data.library_name == "gan-lab" and card.data.pipeline_tag == "unconditional-image-generation"
+    assert {"gan", "dcgan", "gan-lab"} <= set(card.data.tags)
+    assert 'Generator.from_pretrained("alice/mixin-gan")' in card.text and "samples.png" not in card.text
+    G2 = Generator.from_pretrained("alice/mixin-gan")
+    assert isinstance(G2, Generator) and not G2.training and G2.config == TINY
+    assert torch.equal(sample(G, range(6)), sample(G2, range(6)))
+    G3 = load_model("alice/mixin-gan")  # the checked loader reads the mixin's folder too
+    assert torch.equal(sample(G3, range(6)), sample(G, range(6)))
+    # a pushed GAN Lab folder loads through the mixin as well
+    push_to_hub(generator(12), "alice/lab-gan", token=ALICE)
+    assert torch.equal(sample(Generator.from_pretrained("alice/lab-gan"), range(4)), sample(generator(12), range(4)))
+
+
+def test_mixin_from_pretrained_refuses_oversized_weights(hub):
+    big = b"\0" * (Generator.safetensors_bound(TINY) + 1)
+    hub.add_files("bob/fat", {"config.json": TINY.to_json(), "model.safetensors": big})
+    with pytest.raises(ModelLoadError, match=r"model.safetensors of bob/fat is [\d,]+ bytes, but its config.json"):
+        Generator.from_pretrained("bob/fat")
+    assert not [p for p in resolves(hub) if p.endswith("model.safetensors")]
+
+
+# ---------------------------------------------------------------------------------------------
+# bounded, anonymous reads (issue 15, item 2)
+
+
+def test_oversized_weights_are_refused_before_download(hub):
+    bound = Generator.safetensors_bound(TINY)
+    hub.add_files("bob/huge", {"config.json": TINY.to_json(), "model.safetensors": b"\0" * (bound + 1)})
+    with pytest.raises(ModelLoadError) as err:
+        load_model("bob/huge")
+    assert str(err.value) == (
+        f"Hub repo bob/huge: model.safetensors is {bound + 1:,} bytes, but its config.json (16px, widths "
+        f"G 8 / D 8, z 16) implies at most {bound:,} bytes; not downloading it"
+    )
+    got = resolves(hub)
+    assert any(p.endswith("/config.json") for p in got), "the config is read to size the weights"
+    assert not [p for p in got if p.endswith("model.safetensors")], "the weights' bytes were never requested"
+    # within the config's bound but over the caller's limit (GAN_MAX_MODEL_MB on a Space)
+    push_to_hub(generator(1), "alice/ok", token=ALICE)
+    size = len(hub.files("alice/ok")["model.safetensors"])
+    with pytest.raises(ModelLoadError, match=r"alice/ok: model.safetensors is .*; the limit here is 1,000 bytes"):
+        load_model("alice/ok", max_bytes=1000)
+    assert not [p for p in resolves(hub) if "alice/ok" in p and p.endswith("model.safetensors")]
+    assert load_model("alice/ok", max_bytes=size).config == TINY
+
+
+def test_repos_with_many_or_oversized_files_are_refused(hub):
+    push_to_hub(generator(2), "alice/base", token=ALICE)
+    model = {k: v for k, v in hub.files("alice/base").items() if k in ("config.json", "model.safetensors")}
+    hub.add_files("bob/crowded", {**model, **{f"extra/{i}.txt": "x" for i in range(70)}})
+    with pytest.raises(ModelLoadError, match=r"bob/crowded has 7\d files; a GAN Lab model has a handful \(at most 64"):
+        load_model("bob/crowded")
+    hub.add_files("bob/bigcard", {**model, "README.md": "x" * (2 << 20)})
+    msg = r"bob/bigcard: README.md is 2.1 MB \(2,097,152 bytes\); GAN Lab accepts at most 1.0 MB"
+    with pytest.raises(ModelLoadError, match=msg):
+        load_model("bob/bigcard")
+    assert not [p for p in resolves(hub) if "bob/" in p]
+
+
+def test_anonymous_reads_never_use_the_environment_token(hub, tmp_path):
+    push_to_hub(generator(4), "alice/private-gan", token=ALICE, private=True)
+    hub.add_files("alice/private-faces", {f"{i}.png": png(i) for i in range(3)}, repo_type="dataset", private=True)
+    with hub.patch_client(tmp_path / "space", token=ALICE):  # the Space owner's HF_TOKEN secret
+        assert load_model("alice/private-gan").config == TINY  # token=None: huggingface_hub's default
+        with pytest.raises(ModelLoadError, match="alice/private-gan was not found on the Hub") as err:
+            load_model("alice/private-gan", revision="main", token=False)
+        assert_secret(err.value)
+        with pytest.raises(HubError, match="dataset repo alice/private-faces was not found"):
+            load_images("hf://datasets/alice/private-faces", 16, 3, token=False)
+        assert len(load_images("hf://datasets/alice/private-faces", 16, 3)) == 3
+
+
+def test_load_images_reads_hub_datasets(hub):
+    hub.add_files("alice/faces2", {f"a/{i}.png": png(i) for i in range(4)} | {"bad.png": b"x"}, repo_type="dataset")
+    data = load_images("hf://datasets/alice/faces2", 16, 3)
+    assert len(data) == 4 and data.report.skipped == {"not an image": 1}
+    assert data.report.source == "hf://datasets/alice/faces2"
+    both = load_files(["hf://datasets/alice/faces2"], 16, 1)
+    assert both.images.shape == (4, 1, 16, 16)
