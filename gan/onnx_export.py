@@ -8,10 +8,12 @@
 The graph is the generator in eval mode with every BatchNorm folded into the convolution before it
 (so no BatchNormalization node is left), a dynamic batch axis, input `z` (B, z_dim) float32 and
 output `image` (B, C, S, S) in [-1, 1]. It is written by torch's own TorchScript-based exporter
-(`dynamo=False`): it needs no extra package (the dynamo exporter needs onnxscript), exports these
-small convolution stacks in about a second, and is what the Space runs when a model trained in
-the app is first opened in the browser. Each export is run once through onnxruntime on random z
-and compared with PyTorch before it is cached; a difference above `TOLERANCE` is an error.
+(`dynamo=False`; deprecated since torch 2.9 but shipped, with a DeprecationWarning): it needs no
+extra package (the dynamo exporter needs onnxscript), exports these small convolution stacks in
+about a second, and is what the Space runs when a model trained in the app is first opened in the
+browser. Should a future torch drop it, the export raises OnnxExportError and pages use the server.
+Each export is run once through onnxruntime on random z and compared with PyTorch before it is
+cached; a difference above `TOLERANCE` is an error.
 
 Latents cross to the browser as base64 little-endian float32 (exact: no decimal round trip),
 because torch's seeded `randn` cannot be reproduced in JavaScript. The browser side
@@ -24,9 +26,10 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import inspect
 import io
 import json
-import warnings
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +49,7 @@ TOLERANCE = 1e-3  # max |onnx - torch| on outputs in [-1, 1]
 ONNX_FILE = "model.onnx"  # its name in a model folder / Hub repo
 INPUT_NAME, OUTPUT_NAME = "z", "image"
 _CONVS = (nn.Conv2d, nn.ConvTranspose2d)
+_EXPORT_LOCK = threading.Lock()
 
 
 class OnnxExportError(RuntimeError):
@@ -109,13 +113,14 @@ def export_bytes(G: nn.Module, *, opset: int = OPSET) -> bytes:
         model = _Exportable(G).cpu()  # copies of G's layers: G itself keeps its device and mode
     z = torch.zeros(1, G.config.z_dim)
     buf = io.BytesIO()
+    # torch >= 2.9 defaults to the dynamo exporter (it needs onnxscript); older ones lack the argument
+    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        with _EXPORT_LOCK:  # the exporter keeps global state: one export at a time
             torch.onnx.export(
-                model, (z,), buf, dynamo=False, opset_version=opset, do_constant_folding=True,
+                model, (z,), buf, opset_version=opset, do_constant_folding=True,
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}, **legacy,
             )  # fmt: skip
     except Exception as e:  # an exporter that changed under a newer torch, or an unsupported layer
         raise OnnxExportError(f"torch.onnx.export failed ({type(e).__name__}: {str(e).splitlines()[0]})") from None

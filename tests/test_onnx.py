@@ -44,6 +44,10 @@ ORT_DIST = REPO / "node_modules" / "onnxruntime-web" / "dist"
 CHROMIUM = "/usr/bin/chromium"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TINY = dict(image_size=16, z_dim=16, g_width=8, d_width=8)
+pytestmark = [  # gan.onnx_export uses torch's TorchScript exporter on purpose (see its docstring)
+    pytest.mark.filterwarnings("ignore:You are using the legacy TorchScript-based ONNX export:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:The feature will be removed:DeprecationWarning:torch.onnx"),
+]
 
 
 def need(ok: bool, why: str) -> None:
