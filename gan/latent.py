@@ -1,6 +1,6 @@
 """Latent exploration: principal directions, edits, a 2-D seed plane, inversion, vector arithmetic.
 
-    dirs = load_or_compute_directions(G, k=8)        # cached in the model folder
+    dirs = load_or_compute_directions(G, k=8)        # shipped with the model, or cached by weights hash
     z = edit(latents([7], G.z_dim), dirs, [2, 0, -1, 0, 0, 0, 0, 0])   # amounts in σ units
     res = invert(G, Image.open("me.jpg"), steps=200)  # res.z, res.image, res.error
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .data import _array_to_images, fit_image, to_float
+from .fileio import atomic_path, cache_dir
 from .models import Discriminator
 from .sampling import generate, interpolate, latents, make_grid
 
@@ -178,15 +178,20 @@ def _read_directions(path: Path) -> Directions | None:
 def save_directions(dirs: Directions, path: str | Path) -> Path:
     """Write directions as safetensors with the metadata as JSON in the header; atomic rename."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique: concurrent writers never collide
     tensors = {"vectors": dirs.vectors.contiguous(), "std": dirs.std.contiguous(),
                "explained": dirs.explained.contiguous()}  # fmt: skip
-    try:
+    with atomic_path(path) as tmp:  # unique temporary name: concurrent writers never collide
         save_file(tensors, str(tmp), metadata={"format": DIRECTIONS_FORMAT, "json": json.dumps(dirs.meta)})
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
+
+
+def directions_cache_path(
+    G: nn.Module, k: int, *, n_samples: int = N_SAMPLES, layer: int = 0, seed: int = 0, weights: str | None = None
+) -> Path:
+    """Where computed directions of G are cached: GAN Lab's cache folder ($GAN_CACHE_DIR, else
+    ~/.cache/gan-lab) / directions / <weights hash>-<arguments>.safetensors."""
+    name = f"{weights or weights_hash(G)}-k{k}-n{n_samples}-l{layer}-s{int(seed)}.safetensors"
+    return cache_dir("directions") / name
 
 
 def load_or_compute_directions(
@@ -198,24 +203,29 @@ def load_or_compute_directions(
     layer: int = 0,
     seed: int = 0,
 ) -> Directions:
-    """Directions from `folder/directions.safetensors` (default: `G.folder`) when the file matches
-    these arguments and G's weights; otherwise computed and written there. With no folder, or a
-    read-only one, they are computed and not cached."""
+    """Directions for G: read from `folder/directions.safetensors` (default: `G.folder`) when a
+    file shipped with the model matches these arguments and G's weights; else from the cache
+    (`directions_cache_path`); else computed and written to the cache.
+
+    Nothing is ever written into the model folder: it may be the repository's `weights/` or a
+    snapshot in the huggingface_hub cache. A cache that cannot be written only costs a warning.
+    """
     folder = folder if folder is not None else getattr(G, "folder", None)
+    h = weights_hash(G)
     want = {"format": DIRECTIONS_FORMAT, "k": k, "n_samples": n_samples, "layer": layer, "seed": int(seed),
-            "z_dim": G.z_dim}  # fmt: skip
-    path = Path(folder) / DIRECTIONS_FILE if folder is not None else None
-    if path is not None and path.is_file():
-        cached = _read_directions(path)
-        if cached is not None and all(cached.meta.get(key) == v for key, v in want.items()):
-            if cached.meta.get("weights") == weights_hash(G):
+            "z_dim": G.z_dim, "weights": h}  # fmt: skip
+    cached_path = directions_cache_path(G, k, n_samples=n_samples, layer=layer, seed=seed, weights=h)
+    shipped = Path(folder) / DIRECTIONS_FILE if folder is not None else None
+    for path in (shipped, cached_path):
+        if path is not None and path.is_file():
+            cached = _read_directions(path)
+            if cached is not None and all(cached.meta.get(key) == v for key, v in want.items()):
                 return cached
     dirs = principal_directions(G, k=k, n_samples=n_samples, layer=layer, seed=seed)
-    if path is not None:
-        try:
-            save_directions(dirs, path)
-        except OSError as e:
-            warnings.warn(f"directions not cached in {path.parent} ({e})", stacklevel=2)
+    try:
+        save_directions(dirs, cached_path)
+    except OSError as e:
+        warnings.warn(f"directions not cached in {cached_path.parent} ({e})", stacklevel=2)
     return dirs
 
 

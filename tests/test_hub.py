@@ -477,3 +477,15 @@ def test_load_images_reads_hub_datasets(hub):
     assert data.report.source == "hf://datasets/alice/faces2"
     both = load_files(["hf://datasets/alice/faces2"], 16, 1)
     assert both.images.shape == (4, 1, 16, 16)
+
+
+def test_exploring_a_hub_model_writes_nothing_into_the_hub_cache(hub, tmp_path, monkeypatch):
+    import gan.latent as L
+
+    monkeypatch.setenv("GAN_CACHE_DIR", str(tmp_path / "cache"))
+    push_to_hub(generator(9), "alice/explore", token=ALICE)
+    G = load_model("alice/explore")
+    before = sorted(p.name for p in G.folder.iterdir())
+    dirs = L.load_or_compute_directions(G, k=3, n_samples=256)
+    assert sorted(p.name for p in G.folder.iterdir()) == before
+    assert L.directions_cache_path(G, 3, n_samples=256).is_file() and dirs.vectors.shape == (3, TINY.z_dim)

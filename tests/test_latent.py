@@ -63,23 +63,30 @@ def test_directions_orthonormal_deterministic(G, dirs):
         L.principal_directions(G, k=TINY.z_dim + 1)
 
 
+def _snapshot(folder):
+    return {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in folder.iterdir()}
+
+
 def test_directions_cache(G, tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_CACHE_DIR", str(tmp_path / "cache"))
     folder = save_model(G, tmp_path / "m")
     G2 = load_model(folder)  # G2.folder is the model folder
+    before = _snapshot(folder)
     computed = []
     real = L.principal_directions
     monkeypatch.setattr(L, "principal_directions", lambda *a, **kw: computed.append(1) or real(*a, **kw))
 
     first = L.load_or_compute_directions(G2, k=4, n_samples=N)
-    path = folder / L.DIRECTIONS_FILE
-    assert path.is_file() and len(computed) == 1
+    path = L.directions_cache_path(G2, 4, n_samples=N)
+    assert path.is_file() and path.parent == tmp_path / "cache" / "directions" and len(computed) == 1
+    assert path.name.startswith(L.weights_hash(G2))
     with safe_open(str(path), "pt") as f:
         meta = json.loads(f.metadata()["json"])
     assert meta["k"] == 4 and meta["n_samples"] == N and meta["layer"] == 0 and meta["seed"] == 0
     assert meta["weights"] == L.weights_hash(G2) == L.weights_hash(G)
 
     again = L.load_or_compute_directions(G2, k=4, n_samples=N)
-    assert len(computed) == 1  # read from the file
+    assert len(computed) == 1  # read from the cache
     assert torch.equal(first.vectors, again.vectors) and torch.equal(first.std, again.std)
     assert torch.equal(first.vectors, L.principal_directions(G2, k=4, n_samples=N).vectors)
     computed.clear()
@@ -87,22 +94,42 @@ def test_directions_cache(G, tmp_path, monkeypatch):
     L.load_or_compute_directions(G2, k=3, n_samples=N)  # other arguments: recomputed
     assert len(computed) == 1
     with torch.no_grad():
-        G2.net[0].weight.add_(0.05)  # other weights: stale
+        G2.net[0].weight.add_(0.05)  # other weights: another cache entry
     fresh = L.load_or_compute_directions(G2, k=3, n_samples=N)
     assert len(computed) == 2
-    with safe_open(str(path), "pt") as f:
-        assert json.loads(f.metadata()["json"])["weights"] == L.weights_hash(G2) != meta["weights"]
     assert torch.equal(fresh.vectors, L.load_or_compute_directions(G2, k=3, n_samples=N).vectors)
     assert len(computed) == 2
+    assert len(list(path.parent.iterdir())) == 3
 
-    path.write_bytes(b"not a safetensors file")  # corrupt: recomputed and rewritten
+    stale = L.directions_cache_path(G2, 3, n_samples=N)
+    stale.write_bytes(b"not a safetensors file")  # corrupt: recomputed and rewritten
     L.load_or_compute_directions(G2, k=3, n_samples=N)
-    assert len(computed) == 3 and L._read_directions(path) is not None
-    assert not list(folder.glob("*.tmp"))
+    assert len(computed) == 3 and L._read_directions(stale) is not None
+    assert not [p for p in path.parent.iterdir() if ".tmp" in p.name]
 
-    G3 = copy.deepcopy(G)  # no folder: computed, nothing written
-    L.load_or_compute_directions(G3, k=3, n_samples=N)
-    assert len(computed) == 4
+    G3 = copy.deepcopy(G)  # no folder: the same cache
+    L.load_or_compute_directions(G3, k=4, n_samples=N)
+    assert len(computed) == 3
+    assert _snapshot(folder) == before, "nothing was written into the model folder"
+
+
+def test_shipped_directions_are_read_not_rewritten(G, tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_CACHE_DIR", str(tmp_path / "cache"))
+    folder = save_model(G, tmp_path / "m")
+    G2 = load_model(folder)
+    L.save_directions(L.principal_directions(G2, k=3, n_samples=N), folder / L.DIRECTIONS_FILE)  # "shipped"
+    before = _snapshot(folder)
+    monkeypatch.setattr(L, "principal_directions", lambda *a, **kw: pytest.fail("recomputed"))
+    dirs = L.load_or_compute_directions(G2, k=3, n_samples=N)
+    assert dirs.vectors.shape == (3, TINY.z_dim)
+    assert not (tmp_path / "cache" / "directions").exists() or not list((tmp_path / "cache" / "directions").iterdir())
+    with torch.no_grad():
+        G2.net[0].weight.add_(0.05)  # the shipped file no longer matches: computed into the cache
+    monkeypatch.undo()
+    monkeypatch.setenv("GAN_CACHE_DIR", str(tmp_path / "cache"))
+    L.load_or_compute_directions(G2, k=3, n_samples=N)
+    assert L.directions_cache_path(G2, 3, n_samples=N).is_file()
+    assert _snapshot(folder) == before, "the shipped file was neither rewritten nor joined by another"
 
 
 def test_edit(G, dirs):
