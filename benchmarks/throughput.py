@@ -1,10 +1,13 @@
-"""Training throughput: (a) the plain pytorch/examples DCGAN step vs (b) gan.train's step.
+"""Training throughput: the plain pytorch/examples DCGAN step vs gan.train's step, on this CPU.
 
-Both train the same DCGAN-64 (widths 64) on in-memory uint8 images, in this one process,
-alternating A/B rounds after a warm-up so that background load hits both alike. Prints img/s of
-each, the ratio, the matmul peaks measured here, FLOPs per image (torch.utils.flop_counter) and
-the fraction of peak reached; then sampling latency and peak memory. The last line is
-`speedup: X.XXx` (b over a, batch 64).
+All arms train the same DCGAN-64 (widths 64) on in-memory uint8 images, in this one process, in
+rounds whose order alternates (ABBA: A B ... then ... B A) after a warm-up, so that background
+load hits every arm alike. Arms: (a) plain fp32; (b) ours fp32; (c) ours with its defaults
+(precision auto), measured only where auto picks something other than fp32. Each prints
+min / median / max img/s over the rounds. First the CPU: torch's capability (AVX2, AVX512, ...),
+native bf16 yes/no, AMX, and what precision auto chose and why. Then matmul peaks, FLOPs per image,
+sampling latency and memory. Results go to benchmarks/results/throughput_<CPU class>.json; the
+last line is `speedup: X.XXx` = ours with its defaults over the plain step, batch 64.
 
     python benchmarks/throughput.py                 # ~5 minutes on 2 cores
     python benchmarks/throughput.py --rounds 3 --batches 64
@@ -29,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan import ModelConfig, TrainConfig  # noqa: E402
+from gan.device import choose_precision, machine_summary  # noqa: E402
 from gan.train import Trainer  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
@@ -148,19 +152,29 @@ def timed(trainer, data: torch.Tensor, batch: int, steps: int) -> float:
     return steps * batch / (time.perf_counter() - t0)
 
 
-def compare(batch: int, rounds: int, steps: int, warmup: int, ours_cfg: TrainConfig):
+def spread(xs: list[float]) -> dict[str, float]:
+    return {"min": min(xs), "median": statistics.median(xs), "max": max(xs), "n": len(xs)}
+
+
+def compare(batch: int, rounds: int, steps: int, warmup: int, arms: dict[str, TrainConfig | None]):
+    """img/s of each arm (None = the plain reference) over `rounds` rounds in ABBA order."""
     data = torch.randint(0, 256, (max(1024, 4 * batch), 3, 64, 64), dtype=torch.uint8)
-    a = Reference(batch)
-    b = Trainer(ModelConfig(), ours_cfg.replace(batch_size=batch), torch.device("cpu"))
-    t0 = time.perf_counter()
-    timed(b, data, batch, warmup)  # includes torch.compile when on
-    warm_b = time.perf_counter() - t0
-    timed(a, data, batch, warmup)
-    ra, rb = [], []
-    for _ in range(rounds):
-        ra.append(timed(a, data, batch, steps))
-        rb.append(timed(b, data, batch, steps))
-    return statistics.median(ra), statistics.median(rb), warm_b
+    trainers = {
+        name: Reference(batch) if cfg is None else Trainer(ModelConfig(), cfg.replace(batch_size=batch),
+                                                           torch.device("cpu"))
+        for name, cfg in arms.items()
+    }  # fmt: skip
+    warm = {}
+    for name, tr in trainers.items():
+        t0 = time.perf_counter()
+        timed(tr, data, batch, warmup)  # oneDNN primitives (and torch.compile when on)
+        warm[name] = time.perf_counter() - t0
+    runs: dict[str, list[float]] = {name: [] for name in trainers}
+    names = list(trainers)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:  # A B C, C B A, A B C, ...
+            runs[name].append(timed(trainers[name], data, batch, steps))
+    return {name: spread(v) for name, v in runs.items()}, warm
 
 
 MEM_TRAIN = """
@@ -226,35 +240,47 @@ def _time(fn) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batches", type=int, nargs="+", default=[64, 128])
-    p.add_argument("--rounds", type=int, default=5, help="alternating A/B rounds")
+    p.add_argument("--rounds", type=int, default=6, help="rounds per arm, order alternating (ABBA)")
     p.add_argument("--steps", type=int, default=4, help="steps per round")
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--compile", choices=["off", "on"], default="off", help="torch.compile for (b)")
-    p.add_argument("--precision", choices=["fp32", "bf16"], default=None, help="override (b)'s precision")
+    p.add_argument("--compile", choices=["off", "on"], default="off", help="torch.compile for ours")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="ours-with-defaults' precision (auto is the default everywhere)")  # fmt: skip
     p.add_argument("--no-memory", action="store_true")
-    p.add_argument("--json", default=None, help="also write the figures to this file")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"), help="folder for the JSON results")
     args = p.parse_args()
 
-    ours = TrainConfig(compile=args.compile)
-    if args.precision:
-        ours = ours.replace(precision=args.precision)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
-    print(f"(b) gan.train defaults: precision {ours.precision}, augment {ours.augment}, EMA {ours.ema_decay}, "
-          f"xflip {ours.xflip}, loss {ours.loss}, compile {ours.compile}")  # fmt: skip
-    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16)
+    machine = machine_summary()
+    choice = choose_precision(args.precision, torch.device("cpu"))
+    ours = TrainConfig(compile=args.compile, precision=args.precision)
+    arms: dict[str, TrainConfig | None] = {"plain fp32": None, "ours fp32": ours.replace(precision="fp32")}
+    if choice.precision != "fp32":
+        arms[f"ours {args.precision}"] = ours
+    default_arm = f"ours {args.precision}" if choice.precision != "fp32" else "ours fp32"
+    print(f"CPU: {machine['model']}; torch capability {machine['capability']}, native bf16 "
+          f"{'yes' if machine['native_bf16'] else 'no'}, AMX {'yes' if machine['amx'] else 'no'} "
+          f"-> class {machine['cpu_class']}")  # fmt: skip
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {machine['cores']} usable cores")
+    warn = f" (warning: {choice.warning})" if choice.warning else ""
+    print(f"precision {args.precision} -> {choice.reason}{warn}")
+    print(f"ours = gan.train.Trainer with its defaults: augment {ours.augment}, EMA {ours.ema_decay}, "
+          f"xflip {ours.xflip}, loss {ours.loss}, compile {ours.compile}, channels-last, fused Adam")  # fmt: skip
+    # bf16 GEMM without native kernels runs a reference loop: a smaller matrix keeps this to a second
+    peak32, peak16 = matmul_peak(torch.float32), matmul_peak(torch.bfloat16, n=2048 if machine["native_bf16"] else 256)
     fpi = flops_per_image(64)
     print(f"matmul peak: fp32 {peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s")
     print(f"FLOPs per image (one training step, flop_counter): {fpi / 1e9:.2f} GFLOP")
-    print(f"ceiling: fp32 {peak32 * 1e9 / fpi:.0f} img/s, bf16 {peak16 * 1e9 / fpi:.0f} img/s")
     print()
-    print("batch | (a) plain img/s | (b) ours img/s | b/a   | a % fp32 peak | b % bf16 peak")
-    res = {"peak_fp32": peak32, "peak_bf16": peak16, "flops_per_image": fpi, "rows": []}
+    print("img/s, min / median / max over alternated rounds")
+    print("batch | " + " | ".join(f"{n:>24}" for n in arms) + " | ours default / plain (median)")
+    res = {"machine": machine, "precision": {"requested": args.precision, **choice.__dict__},
+           "peak_fp32": peak32, "peak_bf16": peak16, "flops_per_image": fpi, "rows": []}  # fmt: skip
     for batch in args.batches:
-        a, b, warm = compare(batch, args.rounds, args.steps, args.warmup, ours)
-        pa = a * fpi / (peak32 * 1e9)
-        pb = b * fpi / ((peak16 if ours.precision == "bf16" else peak32) * 1e9)
-        print(f"{batch:5d} | {a:15.1f} | {b:14.1f} | {b / a:4.2f}x | {pa:12.0%} | {pb:12.0%}")
-        res["rows"].append({"batch": batch, "plain": a, "ours": b, "ratio": b / a, "warmup_s_b": warm})
+        r, warm = compare(batch, args.rounds, args.steps, args.warmup, arms)
+        ratio = r[default_arm]["median"] / r["plain fp32"]["median"]
+        cells = " | ".join(f"{v['min']:6.1f} / {v['median']:6.1f} / {v['max']:6.1f}" for v in r.values())
+        print(f"{batch:5d} | {cells} | {ratio:.2f}x")
+        res["rows"].append({"batch": batch, "arms": r, "default_arm": default_arm, "ratio": ratio, "warmup_s": warm})
     grid_ms, one_ms = sampling_latency()
     print()
     print(f"sampling (64 px, width 64, eval): 64-image grid {grid_ms:.0f} ms (target < 250), "
@@ -265,8 +291,12 @@ def main() -> None:
         print(f"memory: training batch 128 at 64 px, peak RSS {train_mb:.0f} MB (target < 2048); "
               f"app idle with two models loaded, RSS {app_mb:.0f} MB (target < 1024)")  # fmt: skip
         res.update(train_rss_mb=train_mb, app_rss_mb=app_mb)
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
+    res["load_avg"] = os.getloadavg()
+    res["date"] = time.strftime("%Y-%m-%d %H:%M")
+    out = Path(args.out) / f"throughput_{machine['cpu_class']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2, default=str) + "\n")
+    print(f"results -> {out}")
     row64 = next((r for r in res["rows"] if r["batch"] == 64), res["rows"][0])
     print(f"speedup: {row64['ratio']:.2f}x")
 
