@@ -282,28 +282,40 @@ def decode_f32(s: str, shape: Sequence[int] | None = None) -> torch.Tensor:
     return t.reshape(*shape) if shape is not None else t
 
 
+def _directions(directions: Directions) -> dict[str, Any]:
+    return {"k": len(directions), "vectors": encode_f32(directions.vectors), "std": encode_f32(directions.std)}
+
+
 def interpolate_payload(
-    G: nn.Module, seed_a: int, seed_b: int, *, mode: str = "slerp", truncation: float = 1.0
+    G: nn.Module,
+    seed_a: int,
+    seed_b: int,
+    *,
+    mode: str = "slerp",
+    truncation: float = 1.0,
+    directions: Directions | None = None,
 ) -> dict[str, Any]:
-    """For the t slider: z(t) = interpolate(z_a, z_b, t, mode), as gan.sampling.interpolate."""
+    """For the t slider: z(t) = interpolate(z_a, z_b, t, mode), as gan.sampling.interpolate; with
+    `directions`, then moved by the slider amounts as gan.latent.edit (fewer amounts than directions
+    count the rest as 0, as the app's direction sliders do)."""
     if mode not in ("slerp", "lerp"):
         raise ValueError(f"mode must be 'slerp' or 'lerp', got {mode!r}")
     za, zb = latents([seed_a, seed_b], G.z_dim, truncation)  # (2, z_dim)
-    return {"kind": "interpolate", "z_dim": G.z_dim, "mode": mode, "seeds": [int(seed_a), int(seed_b)],
-            "truncation": float(truncation), "z_a": encode_f32(za), "z_b": encode_f32(zb)}  # fmt: skip
+    p = {"kind": "interpolate", "z_dim": G.z_dim, "mode": mode, "seeds": [int(seed_a), int(seed_b)],
+         "truncation": float(truncation), "z_a": encode_f32(za), "z_b": encode_f32(zb)}  # fmt: skip
+    return p | (_directions(directions) if directions is not None else {})
 
 
 def explore_payload(
     G: nn.Module, seed: int, directions: Directions, *, truncation: float = 1.0, z: torch.Tensor | None = None
 ) -> dict[str, Any]:
-    """For direction sliders: z = base + sum_i amount_i * std_i * vector_i, as gan.latent.edit.
+    """For direction sliders: z = base + sum_i amount_i * std_i * vector_i, as gan.latent.edit
+    (vectors (k, z_dim) row-major; fewer amounts than k count the rest as 0).
 
     The base is the seed's latent, or `z` (z_dim,) when given (an inverted photo, an arithmetic result)."""
     base = latents([seed], G.z_dim, truncation)[0] if z is None else z.detach().float().cpu().reshape(G.z_dim)
-    k = len(directions)
-    return {"kind": "explore", "z_dim": G.z_dim, "k": k, "seed": int(seed), "truncation": float(truncation),
-            "z": encode_f32(base), "vectors": encode_f32(directions.vectors),  # (k, z_dim) row-major
-            "std": encode_f32(directions.std)}  # fmt: skip
+    return {"kind": "explore", "z_dim": G.z_dim, "seed": int(seed), "truncation": float(truncation),
+            "z": encode_f32(base), **_directions(directions)}  # fmt: skip
 
 
 def plane_payload(

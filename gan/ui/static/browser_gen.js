@@ -9,6 +9,19 @@
 // seeded randn cannot be reproduced here; this file recomputes z with the formulas of gan.sampling
 // (lerp, slerp) and gan.latent (edit, the seed-plane blend) and runs the exported generator.
 //
+// In Gradio 6 (see tests/test_onnx.py, gradio_app, for a working miniature of the Interpolate tab):
+//   gr.set_static_paths([STATIC_DIR, gan.fileio.cache_dir("onnx")])
+//   exp = gan.onnx_export.export_onnx(G)
+//   view = gr.HTML(html_template="<div><canvas></canvas><small data-gan-where></small></div>",
+//                  js_on_load=(STATIC_DIR / "gradio_on_load.js").read_text(),
+//                  module_url=f"/gradio_api/file={STATIC_DIR / 'browser_gen.js'}",
+//                  model_url=f"/gradio_api/file={exp.path}", manifest=exp.manifest,
+//                  payload=interpolate_payload(G, a, b, directions=dirs),
+//                  controls={"t": "#t", "amounts": ["#d1", "#d2"], "truncation": "#psi"},
+//                  server_image="#interp-image")
+//   view.submit(server_fn, inputs, image, trigger_mode="always_last")   # the fallback path
+//   seed_a.change(lambda ...: gr.HTML(payload=interpolate_payload(...)), inputs, view)
+//
 // The runtime is a pinned onnxruntime-web from a public CDN, each file checked against its
 // Subresource-Integrity hash (the browser refuses a changed file), or the same two files from a URL
 // the server hosts (offline / locked-down deployments: pass {runtime: {base: "/ort/"}}).
@@ -123,20 +136,45 @@ export function blend(corners, u, v, mode = "slerp") {
 
 /** Decode a payload of gan.onnx_export (interpolate_payload / explore_payload / plane_payload) once. */
 export function decodePayload(p) {
-  const d = { ...p };
+  const d = { ...p, decoded: true };
   if (p.kind === "interpolate") Object.assign(d, { z_a: decodeF32(p.z_a), z_b: decodeF32(p.z_b) });
-  else if (p.kind === "explore") Object.assign(d, { z: decodeF32(p.z), vectors: decodeF32(p.vectors), std: decodeF32(p.std) });
+  else if (p.kind === "explore") Object.assign(d, { z: decodeF32(p.z) });
   else if (p.kind === "plane") Object.assign(d, { corners: decodeF32(p.corners) });
   else throw new Error(`unknown payload kind ${p.kind}`);
+  if (p.vectors) Object.assign(d, { vectors: decodeF32(p.vectors), std: decodeF32(p.std) });
   return d;
 }
 
-/** z for slider values: {t} (interpolate), {amounts: [...]} (explore), {u, v} (plane). */
+/** The app's direction sliders (gan/ui lab.move): amounts in σ, missing ones 0, all 0 = z unchanged. */
+function move(z, d, amounts) {
+  if (!amounts || !d.vectors || !amounts.some((x) => x !== 0)) return z;
+  const k = d.std.length;
+  if (amounts.length > k) throw new Error(`${amounts.length} amounts for ${k} directions`);
+  return edit(z, d.vectors, d.std, [...amounts, ...new Array(k - amounts.length).fill(0)]);
+}
+
+/** gan.sampling.latents' truncation: seed latents * psi, in float32. */
+function truncate(z, psi) {
+  if (psi === undefined || psi === null) return z;
+  const p = f32(psi);
+  return z.map((x) => f32(x * p));
+}
+
+/**
+ * z for slider values: {t, amounts?} (interpolate), {amounts} (explore), {u, v} (plane); each may add
+ * {truncation} (psi) when the payload was made with truncation 1 (the seeds' own latents).
+ */
 export function zFromPayload(d, params) {
-  if (typeof d.z_a === "string" || typeof d.z === "string" || typeof d.corners === "string") d = decodePayload(d);
-  if (d.kind === "interpolate") return interpolate(d.z_a, d.z_b, params.t, d.mode);
-  if (d.kind === "explore") return edit(d.z, d.vectors, d.std, params.amounts);
-  if (d.kind === "plane") return blend(d.corners, params.u, params.v, d.mode);
+  if (!d.decoded) d = decodePayload(d);
+  const psi = params.truncation;
+  if (psi !== undefined && psi !== null && d.truncation !== 1) {
+    throw new Error("a truncation slider needs a payload made with truncation 1");
+  }
+  if (d.kind === "interpolate") {
+    return move(interpolate(truncate(d.z_a, psi), truncate(d.z_b, psi), params.t, d.mode), d, params.amounts);
+  }
+  if (d.kind === "explore") return move(truncate(d.z, psi), d, params.amounts);
+  if (d.kind === "plane") return blend(truncate(d.corners, psi), params.u, params.v, d.mode);
   throw new Error(`unknown payload kind ${d.kind}`);
 }
 
