@@ -17,6 +17,7 @@ from PIL import Image
 from torch import nn
 
 from .data import to_uint8
+from .fileio import atomic_path, atomic_write_bytes
 
 MAX_SEED = 2**32 - 1
 
@@ -78,10 +79,47 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor) -> torch.Te
     return torch.where(small, lerp(a, b, t), out)
 
 
-def interpolate(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor, mode: str = "slerp"):
+def interpolate(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor, mode: str = "slerp") -> torch.Tensor:
+    """a -> b at t ((N, z_dim) or (z_dim,) ends; t a float or (T,)): slerp or lerp. The ends are
+    exact: t = 0 gives a and t = 1 gives b bit for bit, so a walk starts and ends on its seeds."""
     if mode not in ("slerp", "lerp"):
         raise ValueError(f"mode must be 'slerp' or 'lerp', got {mode!r}")
-    return slerp(a, b, t) if mode == "slerp" else lerp(a, b, t)
+    z = slerp(a, b, t) if mode == "slerp" else lerp(a, b, t)
+    tt = torch.as_tensor(t, dtype=a.dtype)
+    if tt.ndim == 1:
+        tt = tt[:, None]  # (T,) -> (T, 1) to broadcast over z
+    return torch.where(tt == 0, a, torch.where(tt == 1, b, z))
+
+
+def walk_times(n_frames: int, *, loop: bool = False) -> torch.Tensor:
+    """The t of each frame of a walk, (T,): evenly 0 -> 1 (both ends included), or with `loop`
+    eased there and back, t = (1 - cos(2 pi k / T)) / 2: 0 -> 1 -> 0 with slow turns and no frame
+    repeated where the animation wraps around."""
+    if not 2 <= n_frames <= 1024:
+        raise ValueError(f"n_frames must be in 2..1024, got {n_frames}")
+    if loop:
+        return (1 - torch.cos(torch.linspace(0, 2 * math.pi, n_frames + 1)[:-1])) / 2
+    return torch.linspace(0, 1, n_frames)
+
+
+def walk_latents(
+    za: torch.Tensor, zb: torch.Tensor, n_frames: int = 32, mode: str = "slerp", *, loop: bool = False
+) -> torch.Tensor:
+    """The latents of a walk from za to zb (each (z_dim,)): (T, z_dim), see walk_times."""
+    if za.shape != zb.shape or za.ndim != 1:
+        raise ValueError(f"za and zb must both be (z_dim,), got {tuple(za.shape)} and {tuple(zb.shape)}")
+    return interpolate(za[None], zb[None], walk_times(n_frames, loop=loop), mode)  # (1, z) x (T,) -> (T, z)
+
+
+def chain_latents(zs: torch.Tensor, n_frames: int = 32, mode: str = "slerp", *, loop: bool = False) -> torch.Tensor:
+    """A walk through K latents (K, z_dim), n_frames per leg, each meeting point once: ((K-1)(T-1)+1, z_dim);
+    with `loop` it goes on back to the first latent and leaves that last frame out (it wraps around)."""
+    if zs.ndim != 2 or len(zs) < 2:
+        raise ValueError(f"give at least two latents as (K, z_dim), got {tuple(zs.shape)}")
+    if loop:
+        zs = torch.cat([zs, zs[:1]])
+    legs = [walk_latents(a, b, n_frames, mode)[:-1] for a, b in zip(zs[:-1], zs[1:])]
+    return torch.cat(legs if loop else [*legs, zs[-1:]])
 
 
 def interpolation_frames(
@@ -94,29 +132,33 @@ def interpolation_frames(
     *,
     loop: bool = False,
 ) -> torch.Tensor:
-    """Frames of the walk from seed A to seed B (and back, if loop): uint8 (T, C, H, W)."""
-    if not 2 <= n_frames <= 512:
-        raise ValueError(f"n_frames must be in 2..512, got {n_frames}")
+    """Frames of the walk from seed A to seed B (and eased back, if loop): uint8 (T, C, H, W)."""
     za, zb = latents([seed_a, seed_b], G.z_dim, truncation)
-    t = torch.linspace(0, 1, n_frames)
-    if loop:  # ease there and back: 0 -> 1 -> 0 without repeating the end frames
-        t = (1 - torch.cos(torch.linspace(0, 2 * math.pi, n_frames + 1)[:-1])) / 2
-    z = interpolate(za[None], zb[None], t, mode)  # (T, z_dim)
-    return generate(G, z)
+    return generate(G, walk_latents(za, zb, n_frames, mode, loop=loop))
 
 
-def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: int = 255):
-    """uint8 (N, C, H, W) -> uint8 (H', W', C) numpy grid, nrow images per row (default: square)."""
+def seed_walk_frames(
+    G: nn.Module, seeds: Sequence[int], n_frames: int = 32, mode: str = "slerp", truncation: float = 1.0,
+    *, loop: bool = False,
+) -> torch.Tensor:  # fmt: skip
+    """Frames of the walk through several seeds, n_frames per leg (see chain_latents): uint8 (T, C, H, W)."""
+    return generate(G, chain_latents(latents(list(seeds), G.z_dim, truncation), n_frames, mode, loop=loop))
+
+
+def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: int = 255) -> np.ndarray:
+    """uint8 (N, C, H, W) -> uint8 (H', W', C) numpy grid, nrow images per row (default: square),
+    `padding` pixels of `pad_value` around each image (torchvision.utils.make_grid)."""
+    from torchvision.utils import make_grid as tv_make_grid
+
     n, c, h, w = images.shape
     nrow = nrow or max(1, math.ceil(math.sqrt(n)))
-    nrows = math.ceil(n / nrow)
-    grid = np.full((nrows * (h + padding) + padding, nrow * (w + padding) + padding, c), pad_value, np.uint8)
-    arr = images.permute(0, 2, 3, 1).numpy()  # (N, C, H, W) -> (N, H, W, C)
-    for i in range(n):
-        r, col = divmod(i, nrow)
-        y, x = padding + r * (h + padding), padding + col * (w + padding)
-        grid[y : y + h, x : x + w] = arr[i]
-    return grid
+    if n < max(nrow, 2):  # torchvision narrows a short row and returns one image unpadded: keep the frame
+        blank = torch.full((max(nrow, 2) - n, c, h, w), pad_value, dtype=images.dtype)
+        grid = tv_make_grid(torch.cat([images, blank]), nrow=max(nrow, 2), padding=padding, pad_value=pad_value)
+        grid = grid[:, :, : nrow * (w + padding) + padding]
+    else:
+        grid = tv_make_grid(images, nrow=nrow, padding=padding, pad_value=pad_value)  # (3 or C, H', W')
+    return grid[:c].permute(1, 2, 0).contiguous().numpy()  # grayscale comes back as 3 equal channels
 
 
 def to_pil(a: np.ndarray | torch.Tensor) -> Image.Image:
@@ -126,17 +168,11 @@ def to_pil(a: np.ndarray | torch.Tensor) -> Image.Image:
     return Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a)
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
-
-
 def save_png(a: np.ndarray | torch.Tensor, path: str | Path) -> Path:
     path = Path(path)
     buf = io.BytesIO()
     to_pil(a).save(buf, format="PNG")
-    _atomic_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
@@ -148,7 +184,7 @@ def save_gif(frames: torch.Tensor, path: str | Path, fps: float = 16.0, scale: i
         ims = [im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST) for im in ims]
     buf = io.BytesIO()
     ims[0].save(buf, format="GIF", save_all=True, append_images=ims[1:], duration=int(1000 / fps), loop=0)
-    _atomic_bytes(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 
@@ -168,8 +204,7 @@ def save_video(frames: torch.Tensor, path: str | Path, fps: float = 16.0, scale:
     arr = frames.permute(0, 2, 3, 1).numpy()  # (T, C, H, W) -> (T, H, W, C)
     if pad_h or pad_w:
         arr = np.pad(arr, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-    tmp = path.with_name(path.name + ".tmp.mp4")
-    with av.open(str(tmp), mode="w") as out:
+    with atomic_path(path, suffix=".mp4") as tmp, av.open(str(tmp), mode="w") as out:
         stream = out.add_stream("libx264", rate=int(round(fps)))
         stream.width, stream.height = arr.shape[2], arr.shape[1]
         stream.pix_fmt = "yuv420p"
@@ -179,5 +214,4 @@ def save_video(frames: torch.Tensor, path: str | Path, fps: float = 16.0, scale:
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-    tmp.replace(path)
     return path

@@ -1,8 +1,9 @@
-"""The Gradio app, launched for real on 127.0.0.1 and driven through gradio_client.
+"""The app: its endpoints as plain functions on temporary folders (no server), and a few smoke
+tests of the wiring through a real server on 127.0.0.1 driven by gradio_client.
 
-One app for the module (a tiny 16-px model in a temporary weights folder, talking to a Hub-API
-server on 127.0.0.1), plus a second one with no models at all. Training runs use a tiny model on
-the built-in shapes and take a few seconds.
+The endpoint tests share one Lab over a tiny 16-px model in a temporary weights folder, talking
+to a Hub-API server on 127.0.0.1. Training runs use a tiny model on the built-in shapes at fp32
+and take a second or two.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import io
 import os
 import socket
+import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -20,14 +23,19 @@ import torch
 from PIL import Image
 
 import gan
+from gan.device import available_cores, choose_precision, resolve_device
+from gan.runlog import read_log
 
 from hubserver import HubServer
 
-gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
-
-import app  # noqa: E402
+pytest.importorskip("gradio")
+from gan.ui import Settings, build_app  # noqa: E402
+from gan.ui import endpoints as ep  # noqa: E402
+from gan.ui.common import AppError, Busy  # noqa: E402
+from gan.ui.hub_panel import token_note  # noqa: E402
+from gan.ui.jobs import Job, JobRunner  # noqa: E402
+from gan.ui.lab import Lab  # noqa: E402
+from gan.ui.train_view import metric_frame, status_line  # noqa: E402
 
 # gradio 6.31's queue calls pandas APIs that pandas 3 deprecates; not ours to fix
 pytestmark = [
@@ -36,7 +44,9 @@ pytestmark = [
 ]
 
 TINY = gan.ModelConfig(image_size=16, z_dim=16, g_width=8, d_width=8)
-TINY_TRAIN = dict(source="synthetic", image_size=16, channels=3, g_width=8, d_width=8, z_dim=16, batch_size=16)
+TINY_TRAIN = dict(
+    source="synthetic", image_size=16, channels=3, g_width=8, d_width=8, z_dim=16, batch_size=16, precision="fp32"
+)
 TOKEN = "hf_apptest_5d1c7e0b9a"  # alice's write token on the test Hub
 
 
@@ -51,133 +61,247 @@ def contrasty_generator() -> gan.Generator:
     return G
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def launch(weights: Path, runs: Path):
-    demo = app.build_app(weights_dir=weights, runs_dir=runs, on_space=False)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    return demo, Client(f"http://127.0.0.1:{port}/", verbose=False)
+def make_lab(root: Path, **settings) -> Lab:
+    warnings: list[str] = []
+    settings = Settings(weights_dir=root / "weights", runs_dir=root / "runs", **settings)
+    lab = Lab(settings, warn=warnings.append)
+    lab.warnings = warnings
+    return lab
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+def hub_lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("app")
     gan.save_model(contrasty_generator(), root / "weights" / "tiny")
     with HubServer(tokens={TOKEN: "alice"}) as hub, hub.patch_client(root / "hf_home"):  # the app's Hub
-        demo, client = launch(root / "weights", root / "runs")
-        yield demo, client, root, hub
-        demo.lab.trainer.shutdown()
-        demo.close()
+        lab = make_lab(root)
+        yield lab, hub
+        lab.runner.shutdown()
 
 
 @pytest.fixture(scope="module")
-def client(lab):
-    return lab[1]
+def lab(hub_lab):
+    return hub_lab[0]
 
 
-def pixels(path: str) -> np.ndarray:
-    return np.asarray(Image.open(path))
-
-
-def wait_for(client: Client, cond, timeout: float = 60.0) -> dict:
+def wait_for(lab: Lab, cond, timeout: float = 60.0) -> dict:
     """Poll the progress endpoint until cond(state) holds; returns the state."""
     t0 = time.time()
     while True:
-        state, grid = client.predict(api_name="/progress")
+        state, _ = ep.progress(lab)
         if cond(state):
             return state
         assert time.time() - t0 < timeout, f"timed out waiting; last state: {state['status']} {state['step']}"
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
-def test_sample_size_and_same_seed_same_bytes(client):
-    a = client.predict(model="tiny", seed=7, n=4, truncation=1.0, api_name="/sample")
-    c = client.predict(model="tiny", seed=8, n=4, truncation=1.0, api_name="/sample")
-    b = client.predict(model="tiny", seed=7, n=4, truncation=1.0, api_name="/sample")  # rendered afresh
-    assert Path(a).read_bytes() == Path(b).read_bytes()
-    assert Image.open(a).size == (2 * (16 + 2) + 2,) * 2  # a 2x2 grid of 16-px images, 2-px padding
-    assert not np.array_equal(pixels(a), pixels(c))
-    one = client.predict(model="tiny", seed=7, n=1, truncation=1.0, api_name="/sample")
-    assert Image.open(one).size == (16, 16)  # a single image comes bare, without a grid border
+def rms(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(((a.astype(float) - b.astype(float)) / 255) ** 2)))
 
 
-def test_interpolate_ends_are_the_seeds_images(client):
-    a = client.predict(model="tiny", seed=5, n=1, truncation=1.0, api_name="/sample")
-    b = client.predict(model="tiny", seed=9, n=1, truncation=1.0, api_name="/sample")
-    at0 = client.predict(model="tiny", seed_a=5, seed_b=9, t=0.0, api_name="/interpolate")
-    at1 = client.predict(model="tiny", seed_a=5, seed_b=9, t=1.0, api_name="/interpolate")
-    mid = client.predict(model="tiny", seed_a=5, seed_b=9, t=0.5, api_name="/interpolate")
-    assert Path(at0).read_bytes() == Path(a).read_bytes()
-    assert np.array_equal(pixels(at1), pixels(b))
-    assert not np.array_equal(pixels(mid), pixels(a))
-    moved = client.predict(model="tiny", seed_a=5, seed_b=9, t=0.0, d1=2.0, api_name="/interpolate")
-    assert not np.array_equal(pixels(moved), pixels(a))  # a latent slider moves the image
-    # its sliders are the first principal directions of the Explore tab
-    assert (
-        Path(moved).read_bytes() == Path(client.predict(model="tiny", seed=5, a1=2.0, api_name="/explore")).read_bytes()
-    )
+def one(lab: Lab, seed: int) -> np.ndarray:
+    return ep.sample(lab, "tiny", seed, 1, 1.0)
 
 
-def test_walk_renders_gif_and_mp4(client):
-    gif, mp4, files = client.predict(model="tiny", seed_a=1, seed_b=2, frames=6, api_name="/walk")
+# ---- Sample and Interpolate ----------------------------------------------------------------------
+
+
+def test_sample_size_and_same_seed_same_image(lab):
+    a = ep.sample(lab, "tiny", 7, 4, 1.0)
+    c = ep.sample(lab, "tiny", 8, 4, 1.0)
+    b = ep.sample(lab, "tiny", 7, 4, 1.0)
+    lab.last_sample = (None, None, None)  # rendered afresh, not the reused render
+    assert np.array_equal(a, b) and np.array_equal(a, ep.sample(lab, "tiny", 7, 4, 1.0))
+    assert a.shape == (2 * (16 + 2) + 2,) * 2 + (3,)  # a 2x2 grid of 16-px images, 2-px padding
+    assert not np.array_equal(a, c)
+    assert one(lab, 7).shape == (16, 16, 3)  # a single image comes bare, without a grid border
+    assert np.array_equal(a[2:18, 2:18], one(lab, 7))  # the grid's first cell is seed 7
+
+
+def test_interpolate_ends_are_the_seeds_images(lab):
+    assert np.array_equal(ep.interpolate(lab, "tiny", 5, 9, 0.0), one(lab, 5))
+    assert np.array_equal(ep.interpolate(lab, "tiny", 5, 9, 1.0), one(lab, 9))
+    mid = ep.interpolate(lab, "tiny", 5, 9, 0.5)
+    assert not np.array_equal(mid, one(lab, 5)) and not np.array_equal(mid, one(lab, 9))
+    moved = ep.interpolate(lab, "tiny", 5, 9, 0.0, d1=2.0)
+    assert not np.array_equal(moved, one(lab, 5))  # a latent slider moves the image
+    assert np.array_equal(moved, ep.explore(lab, "tiny", 5, a1=2.0))  # the Explore tab's first direction
+    lerp_mid = ep.interpolate(lab, "tiny", 5, 9, 0.5, mode="lerp")
+    G = lab.models.get("tiny")
+    za, zb = gan.latents([5, 9], 16)
+    assert np.array_equal(lerp_mid, gan.sampling.generate(G, ((za + zb) / 2)[None])[0].permute(1, 2, 0).numpy())
+
+
+def test_walk_renders_gif_and_mp4(lab):
+    gif, mp4, files = ep.walk(lab, "tiny", 1, 2, frames=6)
     im = Image.open(gif)
     assert im.format == "GIF" and im.n_frames == 6 and im.size == (256, 256)  # 16 px upscaled x16
-    assert mp4 is not None and Path(mp4["video"] if isinstance(mp4, dict) else mp4).stat().st_size > 0
-    assert len(files) == 2
+    assert Path(mp4).stat().st_size > 0 and files == [gif, mp4]
+    first = np.asarray(im.convert("RGB").resize((16, 16), Image.Resampling.NEAREST))
+    assert np.array_equal(first, one(lab, 1))  # the walk starts on seed A
+    im.seek(3)  # eased there and back over 6 frames: frame 3 is seed B
+    assert np.array_equal(np.asarray(im.convert("RGB").resize((16, 16), Image.Resampling.NEAREST)), one(lab, 2))
+    gif, _, _ = ep.walk(lab, "tiny", 1, 2, frames=5, loop=False)
+    assert Image.open(gif).n_frames == 5
 
 
-def test_friendly_errors(client):
-    with pytest.raises(AppError, match="Unknown model 'nope'"):
-        client.predict(model="nope", seed=0, n=4, truncation=1.0, api_name="/sample")
-    with pytest.raises(AppError, match="seed|minimum"):
-        client.predict(model="tiny", seed=-1, n=4, truncation=1.0, api_name="/sample")
-    with pytest.raises(AppError, match="no run|No training|checkpoint"):
-        client.predict(run="../etc", steps=10, api_name="/resume")
+def test_friendly_errors_say_exactly_what_is_wrong(lab):
+    with pytest.raises(AppError) as e:
+        ep.sample(lab, "nope", 0, 4, 1.0)
+    assert str(e.value) == "Unknown model 'nope'. Available: tiny."
+    with pytest.raises(AppError) as e:
+        ep.sample(lab, "tiny", -1, 4, 1.0)
+    assert str(e.value) == "seed=-1 is out of range; allowed 0..4294967292"
+    with pytest.raises(AppError) as e:
+        ep.sample(lab, "tiny", 0, 2.5, 1.0)
+    assert str(e.value) == "n must be a whole number, got 2.5"
+    with pytest.raises(AppError) as e:
+        ep.interpolate(lab, "tiny", 1, 2, 0.5, mode="cubic")
+    assert str(e.value) == "mode must be 'slerp' or 'lerp', got 'cubic'"
+    with pytest.raises(AppError) as e:
+        ep.resume(lab, "../etc", 10)
+    assert str(e.value) == "Pick a run to resume (runs with a checkpoint are listed next to Resume)."
+    with pytest.raises(AppError) as e:
+        ep.resume(lab, "never-ran", 10)
+    assert str(e.value) == "Run 'never-ran' has no checkpoint to resume from."
 
 
-def test_training_grows_loss_table_and_grid(client):
-    msg = client.predict(**TINY_TRAIN, steps=20, api_name="/train")
-    assert "Started" in msg
-    lengths = []
-    state = wait_for(client, lambda s: lengths.append(len(s["losses"])) or s["status"] == "finished", 90)
+def test_no_model_says_so_and_points_to_train(tmp_path):
+    lab = make_lab(tmp_path)
+    for call in (lambda: ep.sample(lab, None, 0, 4, 1.0), lambda: ep.interpolate(lab, None, 0, 1, 0.5)):
+        with pytest.raises(AppError) as e:
+            call()
+        assert str(e.value) == (
+            "No model yet. Train one in the Train tab: the default run on the built-in shapes shows its first "
+            "shapes after about 1,500 steps, a few minutes on a 2-core CPU. It appears in the model picker when "
+            "it ends (or when you stop it)."
+        )
+    state, grid = ep.progress(lab)
+    assert state["status"] == "idle" and grid is None and state["metrics"] == []
+
+
+# ---- Explore ---------------------------------------------------------------------------------------
+
+
+def test_explore_zero_is_the_seed_and_sliders_move_it(lab):
+    zero = ep.explore(lab, "tiny", 7)
+    assert np.array_equal(zero, one(lab, 7))
+    d1, d3 = ep.explore(lab, "tiny", 7, a1=2.0), ep.explore(lab, "tiny", 7, a3=-2.0)
+    assert d1.shape == (16, 16, 3)
+    assert not np.array_equal(d1, zero) and not np.array_equal(d3, zero)
+    assert not np.array_equal(d1, d3)  # each slider has its own direction
+    with pytest.raises(AppError) as e:
+        ep.explore(lab, "tiny", 7, a2=50.0)
+    assert str(e.value).startswith("direction amounts are in σ and must be within ±10")
+
+
+def test_plane_corners_are_their_seeds(lab):
+    corners = (3, 4, 5, 6)
+    for (u, v), s in {(0, 0): 3, (1, 0): 4, (0, 1): 5, (1, 1): 6}.items():
+        assert np.array_equal(ep.plane(lab, "tiny", *corners, u=u, v=v), one(lab, s)), (u, v)
+    mid = ep.plane(lab, "tiny", *corners, 0.5, 0.5)
+    assert mid.shape == (16, 16, 3) and not np.array_equal(mid, one(lab, 6))
+    lin = ep.plane(lab, "tiny", *corners, 0.5, 0.5, mode="bilinear")
+    assert not np.array_equal(mid, lin)  # bilinear shrinks |z| in the middle, slerp does not
+    grid = ep.plane_overview(lab, "tiny", *corners)
+    assert grid.shape == (5 * 18 + 2,) * 2 + (3,)
+    assert np.array_equal(grid[2:18, 2:18], one(lab, 3))  # top-left cell: the top-left seed
+
+
+def test_invert_finds_a_generated_image(lab, tmp_path):
+    a, b = one(lab, 21), one(lab, 22)
+    seen: list[float] = []
+    t0 = time.time()
+    tgt_a, rec_a, err_a, tgt_b, rec_b, err_b, gif, state = ep.invert(
+        lab, "tiny", Image.fromarray(a), Image.fromarray(b), steps=40, frames=6,
+        progress=lambda f, desc="": seen.append(f),
+    )  # fmt: skip
+    took = time.time() - t0
+    assert rec_a.shape == rec_b.shape == (16, 16, 3)
+    assert np.array_equal(tgt_a, a)  # a 16-px photo is its own target
+    apart = rms(a, b)  # how far two seeds' images are
+    assert err_a < 0.06 and err_b < 0.06 and err_a < apart / 3, (err_a, err_b, apart)
+    assert abs(rms(rec_a, a) - err_a) < 1e-3  # the error is the RMS shown
+    assert seen == sorted(seen) and seen[-1] == 1.0  # the progress bar only moves forward, to the end
+    im = Image.open(gif)
+    assert im.n_frames == 6 + 4 and im.size == (256, 256)  # there and back, upscaled x16
+    again = ep.walk_photos(lab, "tiny", 3, state)
+    assert Image.open(again).n_frames == 3 + 1
+    # a photo of another size and shape is centre-cropped and resized; one photo makes no walk
+    big = Image.fromarray(np.kron(a, np.ones((3, 5, 1), np.uint8)))  # 48 x 80
+    tgt, rec, err, tgt_b, rec_b, err_b, gif, state = ep.invert(lab, "tiny", big, steps=10)
+    assert tgt.shape == rec.shape == (16, 16, 3) and err < 0.5
+    assert tgt_b is None and rec_b is None and gif is None
+    with pytest.raises(AppError) as e:
+        ep.walk_photos(lab, "tiny", 6, state)
+    assert str(e.value) == "Invert two photos first (Photo A and Photo B); then the walk goes between them."
+    with pytest.raises(AppError) as e:
+        ep.invert(lab, "tiny", None)
+    assert str(e.value) == "Upload a photo first (Photo A, and Photo B for a walk between two photos)."
+    assert took < 20, f"inverting two 16-px photos in 40 steps took {took:.1f} s"
+
+
+def test_arithmetic_gives_four_images(lab):
+    out = ep.arithmetic(lab, "tiny", "1, 2, 3", "4-6", "7 8")
+    assert [cap for _, cap in out] == ["mean of A (3)", "mean of B (3)", "mean of C (2)", "A − B + C"]
+    assert all(img.shape == (16, 16, 3) for img, _ in out)
+    out = ep.arithmetic(lab, "tiny", "5", "5", "9")  # one seed per group: 5 - 5 + 9 is seed 9 itself
+    assert np.array_equal(out[3][0], one(lab, 9))
+    with pytest.raises(AppError) as e:
+        ep.arithmetic(lab, "tiny", "1", "2, x", "3")
+    assert str(e.value) == "Seeds B: 'x' is not a seed; use whole numbers like 1, 2, 3 or a range like 10-13"
+    with pytest.raises(AppError) as e:
+        ep.arithmetic(lab, "tiny", "1", "2", " ")
+    assert str(e.value) == "Seeds C: give one or more seeds, e.g. 1, 2, 3 (or a range like 10-13)"
+
+
+# ---- Train ---------------------------------------------------------------------------------------------
+
+
+def test_training_grows_loss_table_and_grid(lab):
+    msg = ep.train(lab, **TINY_TRAIN, steps=20)
+    assert msg.startswith("Started `") and "20 steps on 2048 images used from synthetic shapes" in msg
+    lengths: list[int] = []
+    state = wait_for(lab, lambda s: lengths.append(len(s["losses"])) or s["status"] == "finished", 90)
     assert lengths == sorted(lengths) and lengths[-1] == 20
     assert [r["step"] for r in state["losses"]] == list(range(1, 21))
     assert all(np.isfinite([r["loss_d"], r["loss_g"], r["d_real"], r["d_fake"]]).all() for r in state["losses"])
-    later, grid = client.predict(since=15, api_name="/progress")
+    assert state["precision"].startswith("fp32")
+    later, grid = ep.progress(lab, since=15)
     assert [r["step"] for r in later["losses"]] == [16, 17, 18, 19, 20]  # a script can poll incrementally
-    assert Image.open(grid).size == (8 * 18 + 2,) * 2  # 64 fixed-noise samples of 16 px
+    assert grid.shape == (8 * 18 + 2,) * 2 + (3,)  # 64 fixed-noise samples of 16 px
+    # the log on disk is the command line's: every step, no sample grids
+    events = read_log(lab.runner.job.run_dir / "log.jsonl")
+    assert [e["step"] for e in events if e["event"] == "StepLog"] == list(range(1, 21))
+    assert events[0]["event"] == "Started" and not any(e["event"] == "Samples" for e in events)
     # the finished model is pickable at once
     assert state["model"] == "trained:" + state["run"]
-    img = client.predict(model=state["model"], seed=0, n=4, truncation=1.0, api_name="/sample")
-    assert Image.open(img).size == (38, 38)
+    assert ep.sample(lab, state["model"], 0, 4, 1.0).shape == (38, 38, 3)
 
 
-def test_busy_stop_and_resume(client):
-    client.predict(**TINY_TRAIN, steps=100_000, api_name="/train")
-    state = wait_for(client, lambda s: s["status"] == "running" and s["step"] > 0)
+def test_busy_stop_and_resume(lab):
+    ep.train(lab, **TINY_TRAIN, steps=100_000)
+    state = wait_for(lab, lambda s: s["status"] == "running" and s["step"] > 0)
     assert state["metric_every"] == 10_000  # a cheap SWD every tenth of the run
-    with pytest.raises(AppError, match="Busy: a training run"):
-        client.predict(**TINY_TRAIN, steps=10, api_name="/train")
-    # others can still sample while it trains
-    assert Path(client.predict(model="tiny", seed=1, n=4, truncation=1.0, api_name="/sample")).is_file()
-    assert "Stopping" in client.predict(api_name="/stop")
-    state = wait_for(client, lambda s: s["status"] == "stopped")
+    with pytest.raises(Busy) as e:
+        ep.train(lab, **TINY_TRAIN, steps=10)
+    assert str(e.value).startswith(f"Busy: a training run (`{state['run']}`, step ")
+    assert ep.sample(lab, "tiny", 1, 4, 1.0).shape == (38, 38, 3)  # others can still sample while it trains
+    assert ep.stop(lab).startswith(f"Stopping `{state['run']}` at step ")
+    state = wait_for(lab, lambda s: s["status"] == "stopped")
     run, step = state["run"], state["step"]
     assert 0 < step < 100_000 and state["model"] == "trained:" + run  # checkpoint + model folder
-    assert "No training run" in client.predict(api_name="/stop")
-    msg = client.predict(run=run, steps=step + 5, api_name="/resume")
-    assert f"from step {step}" in msg
-    state = wait_for(client, lambda s: s["status"] == "finished")
+    assert ep.stop(lab) == "No training run is going on."
+    assert (run, run) in [(label.split(" ")[0], name) for label, name in lab.runner.resumable()]
+    assert ep.resume(lab, run, step + 5) == f"Resuming `{run}` from step {step} up to {step + 5}."
+    state = wait_for(lab, lambda s: s["status"] == "finished")
     assert state["step"] == step + 5 and state["run"] == run
-    assert state["losses"][-1]["step"] == step + 5
+    steps = [r["step"] for r in state["losses"]]  # logged every 10th step of the 100,000, and the last
+    assert steps[0] <= step < steps[-1] == step + 5  # the plot continues: history from the log, then new steps
+    assert steps == sorted(set(steps))
 
 
-def test_upload_zip_with_a_broken_file(client, tmp_path):
+def test_upload_zip_and_loose_files_with_a_broken_one(lab, tmp_path):
     zpath = tmp_path / "pics.zip"
     with zipfile.ZipFile(zpath, "w") as zf:
         for i in range(6):
@@ -185,173 +309,103 @@ def test_upload_zip_with_a_broken_file(client, tmp_path):
             Image.new("RGB", (20, 24), (40 * i, 90, 200 - 30 * i)).save(buf, format="PNG")
             zf.writestr(f"pics/{i}.png", buf.getvalue())
         zf.writestr("pics/broken.png", b"not a png")
-    msg = client.predict(
-        **{**TINY_TRAIN, "source": "upload"}, files=[handle_file(str(zpath))], steps=2, api_name="/train"
-    )
+    msg = ep.train(lab, **{**TINY_TRAIN, "source": "upload"}, files=[str(zpath)], steps=2)
     assert "6 images used from pics.zip; 1 files skipped" in msg
-    state = wait_for(client, lambda s: s["status"] == "finished")
+    state = wait_for(lab, lambda s: s["status"] == "finished")
     assert state["step"] == 2
+    saved = lab.runner.job.run_dir / "data.safetensors"  # the decoded uploads, for Resume
+    assert saved.is_file() and not list(lab.runner.job.run_dir.glob("*.npz"))
+    from gan.ui.jobs import load_saved_images
+
+    again = load_saved_images(saved)
+    assert torch.equal(again.images, lab.runner.job.data.images) and again.report.n_ok == 6
+    loose = [tmp_path / "a.png", tmp_path / "b.png"]
+    for i, p in enumerate(loose):
+        Image.new("RGB", (16, 16), (100 * i, 0, 0)).save(p)
+    spec = ep.data_spec(lab, "upload", [str(zpath), *map(str, loose)], "", 16, 3)
+    data = lab.data(spec)
+    assert len(data) == 8 and data.report.source == "pics.zip + 2 uploaded files"
 
 
-def test_no_model_says_so_and_points_to_train(tmp_path):
-    demo, client = launch(tmp_path / "weights", tmp_path / "runs")
+def test_data_sources_say_what_they_need(lab, tmp_path):
+    with pytest.raises(AppError) as e:
+        ep.data_spec(lab, "upload", [], "", 32, 3)
+    assert str(e.value) == "Upload a zip of images or a few image files first (or pick the built-in shapes)."
+    assert ep.data_spec(lab, "hub", None, "user/cats", 32, 3).paths == ("hf://datasets/user/cats",)
+    space = make_lab(tmp_path, on_space=True)
+    with pytest.raises(AppError) as e:
+        ep.data_spec(space, "folder", None, "/etc", 32, 3)
+    assert str(e.value) == "Reading folders on the server is turned off here; upload a zip of images instead."
+    with pytest.raises(AppError) as e:
+        ep.train(space, **TINY_TRAIN, steps=30_000)
+    assert str(e.value) == "steps=30000 is out of range; allowed 1..20000"
+
+
+def test_forced_bf16_warns_once_with_the_slowdown(tmp_path):
+    lab = make_lab(tmp_path)
+    choice = choose_precision("bf16", resolve_device("auto"))
+    ep.train(lab, **{**TINY_TRAIN, "precision": "bf16"}, steps=1)
+    wait_for(lab, lambda s: s["status"] == "finished")
+    assert lab.warnings == ([choice.warning] if choice.warning else [])
+    ep.train(lab, **TINY_TRAIN, steps=1)  # fp32: nothing to warn about
+    wait_for(lab, lambda s: s["status"] == "finished" and s["step"] == 1)
+    assert len(lab.warnings) == (1 if choice.warning else 0)
+
+
+def test_training_thread_uses_every_core(tmp_path, monkeypatch):
+    """A thread inherits the thread count of the one that started it (a render sets 1)."""
+    seen: list[int] = []
+
+    def fake_fit(model_cfg, train_cfg, data, *, out_dir, resume, stop):
+        seen.append(torch.get_num_threads())
+        yield gan.Done(step=0, reason="finished", message="", model_dir=None)
+
+    monkeypatch.setattr(gan, "fit", fake_fit)
+    runner = JobRunner(tmp_path)
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
-        for call in (
-            dict(model=None, seed=0, n=4, truncation=1.0, api_name="/sample"),
-            dict(model=None, seed_a=0, seed_b=1, t=0.5, api_name="/interpolate"),
-        ):
-            with pytest.raises(AppError, match="No model yet.*Train"):
-                client.predict(**call)
-        state, grid = client.predict(api_name="/progress")
-        assert state["status"] == "idle" and grid is None and state["metrics"] == []
+        spec = ep.DataSpec("synthetic", 16, 3)
+        job = runner.start(*gan.recipes.get_recipe("cpu").configs(image_size=16, steps=1), gan.load_images(
+            "synthetic", 16, 3, n_synthetic=64), spec, tmp_path / "run")  # fmt: skip
+        job.thread.join(10)
     finally:
-        demo.close()
-
-
-# ---- the Explore tab ----------------------------------------------------------------------------
-
-
-def rms(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(((a.astype(float) - b.astype(float)) / 255) ** 2)))
-
-
-def test_explore_zero_is_the_seed_and_sliders_move_it(client):
-    seed7 = client.predict(model="tiny", seed=7, n=1, truncation=1.0, api_name="/sample")
-    zero = client.predict(model="tiny", seed=7, api_name="/explore")
-    assert Path(zero).read_bytes() == Path(seed7).read_bytes()
-    d1 = pixels(client.predict(model="tiny", seed=7, a1=2.0, api_name="/explore"))
-    d3 = pixels(client.predict(model="tiny", seed=7, a3=-2.0, api_name="/explore"))
-    assert d1.shape == (16, 16, 3)
-    assert not np.array_equal(d1, pixels(zero)) and not np.array_equal(d3, pixels(zero))
-    assert not np.array_equal(d1, d3)  # each slider has its own direction
-    with pytest.raises(AppError, match="greater than maximum"):  # the slider's range: ±4 σ
-        client.predict(model="tiny", seed=7, a2=50.0, api_name="/explore")
-
-
-def test_plane_corners_are_their_seeds(client):
-    corners = dict(seed_tl=3, seed_tr=4, seed_bl=5, seed_br=6)
-    for (u, v), s in {(0, 0): 3, (1, 0): 4, (0, 1): 5, (1, 1): 6}.items():
-        own = client.predict(model="tiny", seed=s, n=1, truncation=1.0, api_name="/sample")
-        at = client.predict(model="tiny", **corners, u=u, v=v, api_name="/plane")
-        assert np.array_equal(pixels(at), pixels(own)), (u, v)
-    mid = pixels(client.predict(model="tiny", **corners, u=0.5, v=0.5, api_name="/plane"))
-    assert mid.shape == (16, 16, 3) and not np.array_equal(mid, pixels(at))
-    lin = pixels(client.predict(model="tiny", **corners, u=0.5, v=0.5, mode="bilinear", api_name="/plane"))
-    assert not np.array_equal(mid, lin)  # bilinear shrinks |z| in the middle, slerp does not
-
-
-def test_invert_finds_a_generated_image(client, tmp_path):
-    a = client.predict(model="tiny", seed=21, n=1, truncation=1.0, api_name="/sample")
-    b = client.predict(model="tiny", seed=22, n=1, truncation=1.0, api_name="/sample")
-    t0 = time.time()
-    tgt_a, rec_a, err_a, tgt_b, rec_b, err_b, gif = client.predict(
-        model="tiny", photo_a=handle_file(a), photo_b=handle_file(b), steps=40, frames=6, api_name="/invert"
-    )
-    took = time.time() - t0
-    assert Image.open(rec_a).size == Image.open(rec_b).size == (16, 16)
-    assert np.array_equal(pixels(tgt_a), pixels(a))  # a 16-px photo is its own target
-    apart = rms(pixels(a), pixels(b))  # how far two seeds' images are
-    assert err_a < 0.06 and err_b < 0.06 and err_a < apart / 3, (err_a, err_b, apart)
-    assert abs(rms(pixels(rec_a), pixels(a)) - err_a) < 1e-3  # the error is the RMS shown
-    im = Image.open(gif)
-    assert im.n_frames == 6 + 4 and im.size == (256, 256)  # there and back, upscaled x16
-    # a photo of another size and shape is centre-cropped and resized; one photo makes no walk
-    big = tmp_path / "photo.png"
-    Image.fromarray(np.kron(pixels(a), np.ones((3, 5, 1), np.uint8))).save(big)  # 48 x 80
-    tgt, rec, err, tgt_b, rec_b, err_b, gif = client.predict(
-        model="tiny", photo_a=handle_file(str(big)), steps=10, api_name="/invert"
-    )
-    assert Image.open(tgt).size == Image.open(rec).size == (16, 16) and err < 0.5
-    assert tgt_b is None and rec_b is None and gif is None
-    with pytest.raises(AppError, match="Upload a photo"):
-        client.predict(model="tiny", photo_a=None, api_name="/invert")
-    assert took < 20, f"inverting two 16-px photos in 40 steps took {took:.1f} s"
-
-
-def test_arithmetic_gives_four_images(client):
-    out = client.predict(model="tiny", seeds_a="1, 2, 3", seeds_b="4-6", seeds_c="7 8", api_name="/arithmetic")
-    assert [x["caption"] for x in out] == ["mean of A (3)", "mean of B (3)", "mean of C (2)", "A − B + C"]
-    assert all(Image.open(x["image"]).size == (16, 16) for x in out)
-    # one seed per group: 5 - 5 + 9 is seed 9 itself
-    out = client.predict(model="tiny", seeds_a="5", seeds_b="5", seeds_c="9", api_name="/arithmetic")
-    nine = client.predict(model="tiny", seed=9, n=1, truncation=1.0, api_name="/sample")
-    assert np.array_equal(pixels(out[3]["image"]), pixels(nine))
-    with pytest.raises(AppError, match="Seeds B: 'x' is not a seed"):
-        client.predict(model="tiny", seeds_a="1", seeds_b="2, x", seeds_c="3", api_name="/arithmetic")
-    with pytest.raises(AppError, match="Seeds C: give one or more seeds"):
-        client.predict(model="tiny", seeds_a="1", seeds_b="2", seeds_c=" ", api_name="/arithmetic")
-
-
-# ---- the Hub panel ---------------------------------------------------------------------------------
-
-
-def test_push_then_load_back_without_leaking_the_token(lab, capfd):
-    demo, client, root, hub = lab
-    msg = client.predict(model="tiny", repo_id="alice/tiny-gan", token=TOKEN, private=False, api_name="/hub_push")
-    assert msg.startswith("Pushed **tiny** to") and f"]({hub.repo_url('alice/tiny-gan')})" in msg
-    assert {"config.json", "model.safetensors", "README.md"} <= set(hub.files("alice/tiny-gan"))
-    loaded = client.predict(repo_id=" alice/tiny-gan ", api_name="/hub_load")
-    assert loaded.startswith("Loaded **alice/tiny-gan** at commit")
-    mine = client.predict(model="tiny", seed=3, n=4, truncation=1.0, api_name="/sample")
-    theirs = client.predict(model="alice/tiny-gan", seed=3, n=4, truncation=1.0, api_name="/sample")
-    assert Path(mine).read_bytes() == Path(theirs).read_bytes()
-    bad = "hf_not_alices_token_42"
-    with pytest.raises(AppError, match=r"refused the token \(401") as e1:
-        client.predict(model="tiny", repo_id="alice/tiny-gan", token=bad, api_name="/hub_push")
-    with pytest.raises(AppError, match="needs a Hugging Face token") as e2:  # no token, no HF_TOKEN
-        client.predict(model="tiny", repo_id="alice/tiny-gan", token="", api_name="/hub_push")
-    with pytest.raises(AppError, match="not a valid Hub repo id") as e3:
-        client.predict(model="tiny", repo_id="alice", token=TOKEN, api_name="/hub_push")
-    out, err = capfd.readouterr()
-    for text in (msg, loaded, str(e1.value), str(e2.value), str(e3.value), out, err):
-        assert TOKEN not in text and bad not in text
-
-
-def test_hub_load_says_what_is_wrong(lab):
-    demo, client, root, hub = lab
-    hub.add_files("bob/pickles", {"pytorch_model.bin": b"\x80\x02"})
-    hub.add_files("bob/notes", {"README.md": "just notes"})
-    hub.add_files("bob/secret", {"config.json": "{}", "model.safetensors": b"x"}, private=True)
-    for repo_id, why in [
-        ("not a repo id", "not a valid Hub repo id"),
-        ("alice/missing", "was not found on the Hub"),
-        ("bob/secret", "was not found on the Hub .if it is private"),  # private looks like missing
-        ("bob/pickles", "only pickle weights"),
-        ("bob/notes", "not a GAN Lab model"),
-    ]:
-        with pytest.raises(AppError, match=why):
-            client.predict(repo_id=repo_id, api_name="/hub_load")
-
-
-# ---- training metrics --------------------------------------------------------------------------------
+        torch.set_num_threads(old)
+    assert seen == [available_cores()] and job.status == "finished"
 
 
 def test_metric_every_is_automatic():
-    assert [app.auto_metric_every(s) for s in (20, 299, 300, 1500, 5000)] == [0, 0, 100, 150, 500]
+    assert [gan.recipes.auto_metric_every(s) for s in (20, 299, 300, 1500, 5000)] == [0, 0, 100, 150, 500]
 
 
-def test_job_records_metrics_for_the_plot_and_the_api(tmp_path):
-    job = app.Job("run", tmp_path, 300, 16, "", None, None, metric_every=100)
+def test_job_records_metrics_and_precision_for_the_status_line(tmp_path):
+    job = Job("run", tmp_path, 300, 16, "", None, None, metric_every=100)
     for step, v in ((100, 40.0), (200, 25.5)):
-        app.Trainer._apply(job, gan.Metric(step, "swd", v))
+        job.apply(gan.Metric(step, "swd", v))
     snap = job.snapshot()
     assert snap["metric_every"] == 100 and snap["metrics"] == [{"step": 100, "swd": 40.0}, {"step": 200, "swd": 25.5}]
     assert job.snapshot(since=100)["metrics"] == [{"step": 200, "swd": 25.5}]
-    assert app.metric_frame(snap["metrics"]).to_dict("list") == {"step": [100, 200], "swd": [40.0, 25.5]}
-    assert app.metric_frame([]) is None
-    job.status = "running"
-    assert "SWD 25.5" in app.status_line(job, job.snapshot())
+    assert metric_frame(snap["metrics"]).to_dict("list") == {"step": [100, 200], "swd": [40.0, 25.5]}
+    assert metric_frame([]) is None
+    job.status, job.precision = "running", "fp32: this CPU (AVX2) has no native bf16 kernels"
+    line = status_line(job, job.snapshot())
+    assert "SWD 25.5" in line and line.endswith(" · fp32: this CPU (AVX2) has no native bf16 kernels")
 
 
-def test_space_limits(monkeypatch, tmp_path):
-    """Limits a public Space needs: step budget, upload size, old run folders pruned."""
-    monkeypatch.delenv("GAN_MAX_STEPS", raising=False)
-    assert app.max_steps(on_space=True) == 20_000 and app.max_steps(on_space=False) == 1_000_000
-    monkeypatch.setenv("GAN_MAX_STEPS", "300")
-    assert app.max_steps(on_space=True) == 300
-    monkeypatch.setenv("GAN_MAX_UPLOAD_MB", "50")
-    assert app.max_upload() == "50mb"
-    trainer = app.Trainer(tmp_path, None)
+def test_space_settings_and_pruning(tmp_path):
+    """Limits a public Space needs: step budget, upload size, old run folders pruned, no owner token lent."""
+    s = Settings.from_env({"SPACE_ID": "me/gan-lab"})
+    assert (s.on_space, s.max_steps, s.max_upload, s.host) == (True, 20_000, "200mb", "0.0.0.0")
+    s = Settings.from_env({})
+    assert (s.on_space, s.max_steps, s.max_upload, s.host, s.port) == (False, 1_000_000, "1024mb", "127.0.0.1", 7860)
+    s = Settings.from_env({"SPACE_ID": "x", "GAN_MAX_STEPS": "300", "GAN_MAX_UPLOAD_MB": "50", "GAN_KEEP_RUNS": "3",
+                           "GRADIO_SERVER_PORT": "8080", "HF_TOKEN": "hf_x", "GAN_ALLOW_OWNER_PUSH": "1"})  # fmt: skip
+    assert (s.max_steps, s.max_upload, s.keep_runs, s.port, s.has_hf_token, s.allow_owner_push) == (
+        300, "50mb", 3, 8080, True, True)  # fmt: skip
+    assert "pushes **as the Space owner**" in token_note(s)
+    assert "never lent to visitors" in token_note(s.replace(allow_owner_push=False))
+    assert Settings.from_env({"GAN_MAX_STEPS": "lots"}).max_steps == 1_000_000  # ignored, with a warning
+    runner = JobRunner(tmp_path)
     for i in range(5):
         d = tmp_path / f"run{i}"
         d.mkdir()
@@ -359,24 +413,198 @@ def test_space_limits(monkeypatch, tmp_path):
         t = time.time() - 100 + i
         os.utime(d, (t, t))
     (tmp_path / "not-a-run").mkdir()
-    gone = trainer.prune_runs(keep=3)
-    assert gone == ["run0", "run1", "run2"]  # room for the next run: 2 old ones stay
+    assert runner.prune_runs(keep=3) == ["run0", "run1", "run2"]  # room for the next run: 2 old ones stay
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-run", "run3", "run4"]
 
 
-def test_space_push_needs_the_visitors_token(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_TOKEN", "hf_owner_secret_123")
-    monkeypatch.delenv("GAN_ALLOW_OWNER_PUSH", raising=False)
-    weights = tmp_path / "w"
-    gan.save_model(contrasty_generator(), weights / "tiny")
-    demo = app.build_app(weights_dir=weights, runs_dir=tmp_path / "runs", on_space=True)
-    port = free_port()
+# ---- the Hub panel -----------------------------------------------------------------------------------
+
+
+def test_push_then_load_back_without_leaking_the_token(hub_lab, capfd):
+    lab, hub = hub_lab
+    msg = ep.hub_push(lab, "tiny", "alice/tiny-gan", token=TOKEN, private=False)
+    assert msg == f"Pushed **tiny** to [{hub.repo_url('alice/tiny-gan')}]({hub.repo_url('alice/tiny-gan')}) (public)."
+    assert {"config.json", "model.safetensors", "README.md"} <= set(hub.files("alice/tiny-gan"))
+    loaded = ep.hub_load(lab, " alice/tiny-gan ")
+    assert loaded.startswith("Loaded **alice/tiny-gan** at commit")
+    assert ("alice/tiny-gan (Hub)", "alice/tiny-gan") in lab.models.choices()
+    assert np.array_equal(ep.sample(lab, "tiny", 3, 4, 1.0), ep.sample(lab, "alice/tiny-gan", 3, 4, 1.0))
+    bad = "hf_not_alices_token_42"
+    errors = []
+    for args, why in [
+        (("alice/tiny-gan", bad), r"Not pushed: .*refused the token \(401"),
+        (("alice/tiny-gan", ""), "Not pushed: .*needs a Hugging Face token"),  # no token, no HF_TOKEN
+        (("alice", TOKEN), "Not pushed: .*not a valid Hub repo id"),
+    ]:
+        with pytest.raises(AppError, match=why) as e:
+            ep.hub_push(lab, "tiny", *args)
+        errors.append(str(e.value))
+    out, err = capfd.readouterr()
+    for text in (msg, loaded, *errors, out, err):
+        assert TOKEN not in text and bad not in text
+
+
+def test_space_push_needs_the_visitors_token(tmp_path):
+    gan.save_model(contrasty_generator(), tmp_path / "weights" / "tiny")
+    lab = make_lab(tmp_path, on_space=True, has_hf_token=True)
+    with pytest.raises(AppError) as e:
+        ep.hub_push(lab, "tiny", "alice/x", "")
+    assert str(e.value) == (
+        "Not pushed: paste your own write token: on this Space an empty box does not push with the owner's "
+        "HF_TOKEN (the owner can allow that with GAN_ALLOW_OWNER_PUSH=1)"
+    )
+
+
+def test_hub_load_says_what_is_wrong(hub_lab):
+    lab, hub = hub_lab
+    hub.add_files("bob/pickles", {"pytorch_model.bin": b"\x80\x02"})
+    hub.add_files("bob/notes", {"README.md": "just notes"})
+    hub.add_files("bob/secret", {"config.json": "{}", "model.safetensors": b"x"}, private=True)
+    for repo_id, why in [
+        ("not a repo id", "Not loaded: .*not a valid Hub repo id"),
+        ("alice/missing", "Not loaded: .*was not found on the Hub"),
+        ("bob/secret", "Not loaded: .*was not found on the Hub .if it is private"),  # private looks like missing
+        ("bob/pickles", "Not loaded: .*only pickle weights"),
+        ("bob/notes", "Not loaded: .*not a GAN Lab model"),
+    ]:
+        with pytest.raises(AppError, match=why):
+            ep.hub_load(lab, repo_id)
+
+
+# ---- the package without the app ----------------------------------------------------------------------
+
+
+def test_import_gan_never_loads_gradio():
+    code = "import gan, gan.train, gan.sampling, gan.runlog, gan.recipes, sys; assert 'gradio' not in sys.modules"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def test_only_gan_ui_imports_gradio():
+    root = Path(gan.__file__).parent
+    for f in root.rglob("*.py"):
+        if f.parent.name == "ui":
+            continue
+        text = f.read_text()
+        assert "import gradio" not in text and "from gradio" not in text, f
+        assert "gan.ui" not in text and "from .ui" not in text and "from . import ui" not in text, f
+
+
+# ---- the wiring: a real server, driven by gradio_client -------------------------------------------------
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError as ClientError  # noqa: E402
+
+API = {  # the README's API table: endpoint -> its keyword parameters, in order
+    "/sample": ["model", "seed", "n", "truncation"],
+    "/interpolate": ["model", "seed_a", "seed_b", "t", "mode", "truncation", "d1", "d2", "d3", "d4", "d5"],
+    "/walk": [
+        "model",
+        "seed_a",
+        "seed_b",
+        "frames",
+        "mode",
+        "truncation",
+        "fps",
+        "loop",
+        "d1",
+        "d2",
+        "d3",
+        "d4",
+        "d5",
+    ],  # fmt: skip
+    "/explore": ["model", "seed", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "truncation"],
+    "/plane": ["model", "seed_tl", "seed_tr", "seed_bl", "seed_br", "u", "v", "mode", "truncation"],
+    "/invert": ["model", "photo_a", "photo_b", "steps", "frames"],
+    "/arithmetic": ["model", "seeds_a", "seeds_b", "seeds_c", "truncation"],
+    "/hub_load": ["repo_id"],
+    "/hub_push": ["model", "repo_id", "token", "private"],
+    "/train": [
+        "source",
+        "files",
+        "folder",
+        "image_size",
+        "channels",
+        "steps",
+        "batch_size",
+        "lr",
+        "loss",
+        "augment",
+        "ema",
+        "precision",
+        "g_width",
+        "d_width",
+        "z_dim",
+        "xflip",
+        "seed",
+        "preview_every",
+        "max_minutes",
+    ],  # fmt: skip
+    "/progress": ["since"],
+    "/stop": [],
+    "/resume": ["run", "steps"],
+}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("served")
+    gan.save_model(contrasty_generator(), root / "weights" / "tiny")
+    demo = build_app(Settings(weights_dir=root / "weights", runs_dir=root / "runs"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    try:
-        with pytest.raises(AppError, match="paste your own write token") as e:
-            Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
-                "tiny", "alice/x", "", False, api_name="/hub_push"
-            )
-        assert "hf_owner_secret_123" not in str(e.value)
-    finally:
-        demo.close()
+    yield demo, Client(f"http://127.0.0.1:{port}/", verbose=False)
+    demo.lab.runner.shutdown()
+    demo.close()
+
+
+def test_api_names_and_parameters_are_the_readmes(served):
+    demo, client = served
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert {name: [p["parameter_name"] for p in api[name]["parameters"]] for name in API} == API
+    train = {p["parameter_name"]: p["parameter_default"] for p in api["/train"]["parameters"]}
+    assert train["precision"] == "auto" and train["source"] == "synthetic" and train["steps"] == 1500
+    assert set(api) == set(API)  # nothing else is public
+
+
+def test_served_sample_explore_and_errors(served):
+    demo, client = served
+    a = client.predict(model="tiny", seed=7, n=4, truncation=1.0, api_name="/sample")
+    assert np.array_equal(np.asarray(Image.open(a)), ep.sample(demo.lab, "tiny", 7, 4, 1.0))
+    e = client.predict(model="tiny", seed=7, a1=2.0, api_name="/explore")
+    assert np.array_equal(np.asarray(Image.open(e)), ep.explore(demo.lab, "tiny", 7, a1=2.0))
+    with pytest.raises(ClientError, match=r"^Unknown model 'nope'\. Available: tiny\.$"):
+        client.predict(model="nope", seed=0, n=4, truncation=1.0, api_name="/sample")
+    with pytest.raises(ClientError, match="greater than maximum"):  # the slider's range: ±4 σ
+        client.predict(model="tiny", seed=7, a2=50.0, api_name="/explore")
+
+
+def test_served_invert_with_uploaded_photos(served, tmp_path):
+    demo, client = served
+    p = tmp_path / "a.png"
+    Image.fromarray(ep.sample(demo.lab, "tiny", 21, 1, 1.0)).save(p)
+    tgt, rec, err, tgt_b, rec_b, err_b, gif = client.predict(
+        model="tiny", photo_a=handle_file(str(p)), steps=20, api_name="/invert"
+    )
+    assert Image.open(rec).size == (16, 16) and 0 <= err < 0.2 and gif is None
+
+
+def test_served_train_progress_stop(served):
+    demo, client = served
+    msg = client.predict(**TINY_TRAIN, steps=100_000, api_name="/train")
+    assert msg.startswith("Started `")
+    t0 = time.time()
+    while True:
+        state, grid = client.predict(since=0, api_name="/progress")
+        if state["step"] >= 3:
+            break
+        assert time.time() - t0 < 60, state
+        time.sleep(0.1)
+    assert client.predict(api_name="/stop").startswith("Stopping `")
+    while state["status"] != "stopped":
+        assert time.time() - t0 < 90, state
+        state, grid = client.predict(since=0, api_name="/progress")
+    assert state["model"] == "trained:" + state["run"]

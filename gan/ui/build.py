@@ -1,0 +1,128 @@
+"""The page: header, model picker, Hub panel and the four tabs, and the events between them.
+
+Each tab builds its components (`create_ui`) and wires its own events (`create_event_handlers`);
+this module wires what crosses tabs (seeds carried from Sample, the model picker) and the one
+refresh chain that redraws every tab after a model change or a page load (`VIEWS`).
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from gan.device import choose_precision, resolve_device
+
+from . import hub_panel, tab_explore, tab_interpolate, tab_sample, tab_train
+from .lab import Lab
+from .models import NO_MODEL
+from .settings import Settings
+from .wiring import go_to
+
+INTRO = (
+    "# GAN Lab\nTrain a small DCGAN on your own pictures and watch it learn; then make grids, "
+    "walk through its latent space and download animations."
+)
+
+
+def auto_precision_reason() -> str:
+    """What precision auto picks for training on this server, and why (gan.device caches the
+    measurement per machine, so this is quick after the first start)."""
+    return choose_precision("auto", resolve_device("auto")).reason
+
+
+def model_widgets(lab: Lab, key: str | None):
+    """Model info, its zip download and the three no-model notices, for a picker value."""
+    has_any = lab.models.default() is not None
+    z = lab.models.zip(key) if key else None
+    info = lab.models.info(key) if key else (NO_MODEL if not has_any else "Pick a model.")
+    return (info, gr.DownloadButton(value=z, visible=z is not None), *[gr.Markdown(visible=not has_any)] * 3)
+
+
+def refresh_models(lab: Lab, current: str | None) -> gr.Dropdown:
+    """The picker's choices afresh (models may have been trained since the page was built)."""
+    choices = lab.models.choices()
+    values = [v for _, v in choices]
+    keep = current in values or (current and tab_train.ep.is_repo_id(current))
+    return gr.Dropdown(choices=choices, value=current if keep else lab.models.default())
+
+
+def chain(dep, steps: list[tuple]):
+    """Run the (fn, inputs, outputs) steps one after the other after the event `dep`."""
+    for fn, inputs, outputs in steps:
+        dep = dep.then(fn, inputs, outputs, api_visibility="private", show_progress="hidden")
+    return dep
+
+
+def build_app(settings: Settings | None = None) -> gr.Blocks:
+    """The whole UI over one Lab (models, the training job) made from `settings` (default: the
+    environment's). The Blocks carries the Lab as `demo.lab` (tests, the launcher's shutdown)."""
+    settings = settings or Settings.from_env()
+    lab = Lab(settings, warn=gr.Warning)
+    has_model = lab.models.default() is not None
+    auto = auto_precision_reason()
+    with gr.Blocks(title="GAN Lab") as demo:
+        gr.Markdown(INTRO, elem_id="gan-header")
+        with gr.Row(equal_height=True):
+            model = gr.Dropdown(
+                label="Model",
+                choices=lab.models.choices(),
+                value=lab.models.default(),
+                allow_custom_value=True,
+                scale=3,
+                min_width=240,
+                info="Shipped models, models trained here, or a Hub repo id (user/name)",
+            )
+            with gr.Column(scale=2, min_width=240):
+                info = gr.Markdown(
+                    lab.models.info(lab.models.default()) if has_model else NO_MODEL, elem_id="model-info"
+                )
+                with gr.Row():
+                    rescan = gr.Button("↻ Rescan models", size="sm", min_width=120)
+                    model_zip = gr.DownloadButton("Download model (.zip)", visible=False, size="sm", min_width=160)
+        hub = hub_panel.create_ui(settings)
+        with gr.Tabs() as tabs:
+            with gr.Tab("Sample", id="sample"):
+                sample = tab_sample.create_ui(has_model)
+            with gr.Tab("Interpolate", id="interpolate"):
+                interp = tab_interpolate.create_ui(has_model)
+            with gr.Tab("Explore", id="explore"):
+                explore = tab_explore.create_ui(has_model)
+            with gr.Tab("Train", id="train"):
+                train = tab_train.create_ui(settings, auto)
+
+        hub_panel.create_event_handlers(hub, lab, model)
+        tab_sample.create_event_handlers(sample, lab, model)
+        tab_interpolate.create_event_handlers(interp, lab, model)
+        tab_explore.create_event_handlers(explore, lab, model)
+        tab_train.create_event_handlers(train, lab, model, tabs)
+
+        # seeds carried across tabs
+        private = dict(api_visibility="private")
+        for button, target, tab in (
+            (sample.to_a, interp.seed_a, "interpolate"),
+            (sample.to_b, interp.seed_b, "interpolate"),
+            (sample.to_explore, explore.directions.seed, "explore"),
+        ):
+            button.click(lambda s, tab=tab: (s, go_to(tab)), sample.picked, [target, tabs], **private)
+        sample.to_train.click(lambda: go_to("train"), None, tabs, **private)
+
+        # the one refresh chain: a new model redraws every tab; a page load also redraws the job
+        widgets = (
+            lambda key: model_widgets(lab, key),
+            model,
+            [info, model_zip, sample.notice, interp.notice, explore.notice],
+        )
+        views = [
+            *tab_interpolate.render_steps(interp, lab, model)[:1],  # the sliders first: the image reads them
+            *tab_sample.render_steps(sample, lab, model),
+            *tab_interpolate.render_steps(interp, lab, model)[1:],
+            *tab_explore.render_steps(explore, lab, model),
+        ]
+        chain(model.change(*widgets, **private), views)
+        rescan.click(lambda key: refresh_models(lab, key), model, model, **private).then(*widgets, **private)
+        chain(
+            demo.load(lambda key: refresh_models(lab, key), model, model, **private),
+            [widgets, tab_train.redraw_step(train, lab, model), *views],
+        )
+
+    demo.lab = lab
+    return demo

@@ -1,0 +1,375 @@
+"""The training job runner: one `gan.fit` run per app process, consumed in a background thread.
+
+What happens when you press Start: the Train tab (`gan.ui.tab_train`) calls the `train`
+endpoint (`gan.ui.endpoints.train`), which checks the options, builds the configs from the CPU
+recipe and loads the data; then `JobRunner.start` below makes the run folder and starts
+`JobRunner._run` in a thread. That thread sets its torch threads, iterates `gan.fit(...)`, writes
+each event to the run's log.jsonl and folds it into the `Job` that the tab polls once a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.torch import load_file, save_file
+
+import gan
+from gan import data as gdata
+from gan.device import set_threads
+from gan.fileio import atomic_path, atomic_write_json
+from gan.runlog import LOG_NAME, RunLog, read_log
+
+from .common import AppError, Busy
+from .models import RUN_PREFIX
+
+META_NAME = "app_run.json"  # what Resume needs besides the checkpoint: data source, configs, status
+SAVED_DATA = "data.safetensors"  # decoded uploads, kept in the run folder (the uploads themselves vanish)
+LOSS_FIELDS = ("step", "loss_d", "loss_g", "d_real", "d_fake")
+
+
+@dataclass
+class DataSpec:
+    """Where training images come from, enough to load them again (for Resume after a restart).
+
+    kind: synthetic | upload (files handed to the app) | folder (a folder, .zip or .npz on the server)
+    | hub (`hf://datasets/user/name`) | saved (decoded uploads in a run folder) | npz (older runs' copy)."""
+
+    kind: str
+    image_size: int
+    channels: int
+    paths: tuple[str, ...] = ()
+    seed: int = 0
+
+    def key(self) -> tuple:
+        stamp = tuple((p, os.path.getmtime(p) if os.path.exists(p) else 0) for p in self.paths)
+        return (self.kind, self.image_size, self.channels, stamp, self.seed)
+
+    def describe(self) -> str:
+        if self.kind == "synthetic":
+            return "synthetic shapes"
+        if self.kind in ("folder", "hub"):
+            return self.paths[0]
+        return ", ".join(Path(p).name for p in self.paths[:3]) + (" …" if len(self.paths) > 3 else "")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataSpec:
+        return cls(d["kind"], d["image_size"], d["channels"], tuple(d["paths"]), d.get("seed", 0))
+
+
+def load_data(spec: DataSpec) -> gan.ImageData:
+    """DataSpec -> ImageData through the package's readers."""
+    size, ch = spec.image_size, spec.channels
+    if spec.kind == "synthetic":
+        return gan.load_images("synthetic", size, ch, seed=spec.seed)
+    if spec.kind == "upload":
+        return gdata.load_files(list(spec.paths), size, ch)
+    if spec.kind == "saved":
+        return load_saved_images(Path(spec.paths[0]))
+    return gan.load_images(spec.paths[0], size, ch)  # folder, zip, npz, hf://datasets/...
+
+
+def save_images(data: gan.ImageData, path: Path) -> Path:
+    """Decoded training images as safetensors, their report as JSON metadata (atomically)."""
+    meta = {"report": json.dumps(asdict(data.report))}
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file({"images": data.images.contiguous()}, str(tmp), metadata=meta)
+    return path
+
+
+def load_saved_images(path: Path) -> gan.ImageData:
+    if not path.is_file():
+        raise AppError(f"The run's saved training images ({path.name}) are gone; start a new run instead.")
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        report = json.loads((f.metadata() or {}).get("report", "{}"))
+    images = load_file(str(path))["images"]
+    return gan.ImageData(images, gan.DatasetReport(**report) if report else gan.DatasetReport(path.name, len(images)))
+
+
+@dataclass
+class Job:
+    """One training run's state as the UI shows it; updated by the runner's thread under `lock`."""
+
+    name: str
+    run_dir: Path
+    steps: int
+    batch_size: int
+    data_summary: str
+    data: gan.ImageData | None
+    spec: DataSpec | None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    status: str = "starting"  # starting | running | stopping | finished | stopped | diverged | failed
+    message: str = ""
+    precision: str = ""  # e.g. "fp32: this CPU (AVX2) has no native bf16 kernels", from Started
+    start_step: int = 0
+    step: int = 0
+    rows: list[dict[str, float]] = field(default_factory=list)
+    metrics: list[dict[str, float]] = field(default_factory=list)  # {"step": s, "swd": v} every metric_every
+    metric_every: int = 0
+    grid: np.ndarray | None = None
+    grid_step: int = -1
+    img_per_s: float = 0.0
+    max_minutes: float = 0.0  # the run's time budget (0 = none)
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    model_key: str | None = None
+    version: int = 0  # bumped on every change: the page redraws only what changed
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def eta_s(self) -> float | None:
+        if self.img_per_s <= 0 or self.status not in ("running", "stopping"):
+            return None
+        eta = (self.steps - self.step) * self.batch_size / self.img_per_s
+        if self.max_minutes:
+            eta = min(eta, max(0.0, self.started + 60 * self.max_minutes - time.time()))
+        return eta
+
+    def snapshot(self, since: int = 0, max_rows: int | None = None) -> dict[str, Any]:
+        """The job's state as a JSON-able dict: losses after step `since`, thinned to max_rows if given."""
+        with self.lock:
+            rows = self.rows if not since else [r for r in self.rows if r["step"] > since]
+            if max_rows and len(rows) > max_rows:
+                keep = np.linspace(0, len(rows) - 1, max_rows).round().astype(int)
+                rows = [rows[i] for i in keep]
+            eta = self.eta_s()
+            return {
+                "status": self.status,
+                "run": self.name,
+                "step": self.step,
+                "steps": self.steps,
+                "img_per_s": round(self.img_per_s, 1),
+                "eta_s": None if eta is None else round(eta, 1),
+                "elapsed_s": round((self.finished or time.time()) - self.started, 1),
+                "message": self.message,
+                "precision": self.precision,
+                "data": self.data_summary,
+                "model": self.model_key,
+                "losses": [dict(r) for r in rows],
+                "metric_every": self.metric_every,
+                "metrics": [dict(m) for m in self.metrics if m["step"] > since],
+                "grid_step": self.grid_step if self.grid is not None else None,
+            }
+
+    def apply(self, ev: Any) -> None:
+        """Fold one event of gan.fit into the state (the caller holds `lock`)."""
+        if isinstance(ev, gan.Started):
+            self.start_step = self.step = ev.step
+            self.status = "stopping" if self.stop.is_set() else "running"
+            self.precision = getattr(ev, "precision_reason", None) or ev.precision
+            where = f"resumed from step {ev.step}" if ev.resumed_from else "started"
+            self.message = f"{where}: {ev.n_images:,} images, batch {ev.batch_size}, {ev.device}, {ev.precision}"
+        elif isinstance(ev, gan.StepLog):
+            self.step, self.img_per_s = ev.step, ev.img_per_s
+            self.rows.append({k: getattr(ev, k) for k in LOSS_FIELDS})
+        elif isinstance(ev, gan.Samples):
+            self.grid, self.grid_step = ev.grid, ev.step
+        elif isinstance(ev, gan.Metric):
+            self.metrics.append({"step": ev.step, ev.name: ev.value})
+        elif isinstance(ev, gan.Checkpoint):
+            self.step = ev.step
+        elif isinstance(ev, gan.Rollback):
+            self.message = ev.message
+        elif isinstance(ev, gan.Done):
+            self.step, self.status, self.message = ev.step, ev.reason, ev.message
+            if ev.model_dir:
+                self.model_key = RUN_PREFIX + self.name
+        self.version += 1
+
+
+def history(run_dir: Path, upto: int) -> tuple[list[dict], list[dict]]:
+    """A run's loss rows and metric points up to step `upto`, from its log (so Resume's plots continue)."""
+    rows, metrics = [], []
+    for ev in read_log(run_dir / LOG_NAME, events=("StepLog", "Metric")):
+        if ev["step"] > upto:
+            continue
+        if ev["event"] == "StepLog":
+            rows.append({k: ev[k] for k in LOSS_FIELDS})
+        else:
+            metrics.append({"step": ev["step"], ev["name"]: ev["value"]})
+    return rows, metrics
+
+
+class JobRunner:
+    """Starts, stops and reports the one training job of this process."""
+
+    def __init__(self, runs_dir: Path, keep_runs: int = 20):
+        self.runs_dir, self.keep_runs = Path(runs_dir), keep_runs
+        self.job: Job | None = None
+        self.lock = threading.Lock()
+
+    def busy_message(self) -> str | None:
+        job = self.job
+        if job is None or not job.alive:
+            return None
+        return (
+            f"Busy: a training run (`{job.name}`, step {job.step} of {job.steps}) is already going on this "
+            "server, and it trains one run at a time. Wait for it to finish or stop it; Sample and "
+            "Interpolate keep working meanwhile."
+        )
+
+    def check_idle(self) -> None:
+        msg = self.busy_message()
+        if msg:
+            raise Busy(msg)
+
+    def new_run_dir(self, label: str) -> Path:
+        self.prune_runs(self.keep_runs)
+        base = f"{time.strftime('%Y%m%d-%H%M%S')}-{label}"
+        name, i = base, 1
+        while (self.runs_dir / name).exists():
+            name, i = f"{base}-{i}", i + 1
+        return self.runs_dir / name
+
+    def prune_runs(self, keep: int) -> list[str]:
+        """Delete the oldest app run folders beyond `keep` (GAN_KEEP_RUNS), never a running one."""
+        if keep <= 0 or not self.runs_dir.is_dir():
+            return []
+        runs = [d for d in self.runs_dir.iterdir() if d.is_dir() and (d / META_NAME).is_file()]
+        live = self.job.run_dir if self.job is not None and self.job.alive else None
+        runs = sorted((d for d in runs if d != live), key=lambda d: d.stat().st_mtime)
+        gone = runs[: max(0, len(runs) - keep + 1)]  # room for the run about to start
+        for d in gone:
+            shutil.rmtree(d, ignore_errors=True)
+        return [d.name for d in gone]
+
+    def start(
+        self,
+        model_cfg: gan.ModelConfig | None,
+        train_cfg: gan.TrainConfig,
+        data: gan.ImageData,
+        spec: DataSpec,
+        run_dir: Path,
+        *,
+        resume: Path | None = None,
+        rows: list[dict] | None = None,
+        metrics: list[dict] | None = None,
+    ) -> Job:
+        """Start `gan.fit` in a thread (Busy when a run is going); rows/metrics: the plots so far."""
+        with self.lock:
+            self.check_idle()
+            job = Job(
+                name=run_dir.name,
+                run_dir=run_dir,
+                steps=train_cfg.steps,
+                batch_size=train_cfg.batch_size,
+                data_summary=data.report.summary().splitlines()[0],
+                data=data,
+                spec=spec,
+                rows=list(rows or []),
+                metrics=list(metrics or []),
+                metric_every=train_cfg.metric_every,
+                max_minutes=train_cfg.max_minutes,
+            )
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if spec.kind == "upload":  # keep the decoded images: uploads vanish, Resume needs them
+                path = save_images(data, run_dir / SAVED_DATA)
+                job.spec = DataSpec("saved", spec.image_size, spec.channels, (str(path),))
+            self._write_meta(job, train_cfg, model_cfg)
+            job.thread = threading.Thread(
+                target=self._run, args=(job, model_cfg, train_cfg, resume), name="gan-lab-train", daemon=True
+            )
+            self.job = job
+            job.thread.start()
+            return job
+
+    def _write_meta(self, job: Job, train_cfg: gan.TrainConfig, model_cfg: gan.ModelConfig | None = None) -> None:
+        p = job.run_dir / META_NAME
+        meta = json.loads(p.read_text()) if p.is_file() else {}
+        meta.update(
+            name=job.name, data=asdict(job.spec), train_config=train_cfg.to_dict(), step=job.step, status=job.status
+        )
+        meta["data"]["paths"] = list(job.spec.paths)
+        if model_cfg is not None:
+            meta["model_config"] = model_cfg.to_dict()
+        atomic_write_json(p, meta)
+
+    def _run(self, job: Job, model_cfg, train_cfg: gan.TrainConfig, resume: Path | None) -> None:
+        """The training thread: all cores for training, whatever thread count its starter had."""
+        set_threads(0)  # a thread inherits its parent's count: 1 if a render thread had just set 1
+        try:
+            with RunLog(job.run_dir / LOG_NAME) as log:  # the same log the command line writes
+                for ev in gan.fit(model_cfg, train_cfg, job.data, out_dir=job.run_dir, resume=resume, stop=job.stop):
+                    log.write(ev)
+                    with job.lock:
+                        job.apply(ev)
+                    if isinstance(ev, gan.Checkpoint):
+                        self._write_meta(job, train_cfg)
+        except Exception as e:  # noqa: BLE001 - any failure ends the run; the status line says why
+            traceback.print_exc()  # the trace goes to the server log
+            with job.lock:
+                job.status, job.message = "failed", f"Training failed: {type(e).__name__}: {e}"
+                job.version += 1
+        finally:
+            with job.lock:
+                job.finished = time.time()
+                if job.status in ("starting", "running", "stopping"):  # iterator ended without Done
+                    job.status = "stopped"
+                job.version += 1
+            self._write_meta(job, train_cfg)
+
+    def stop(self) -> str:
+        job = self.job
+        if job is None or not job.alive:
+            return "No training run is going on."
+        with job.lock:
+            job.stop.set()
+            if job.status in ("starting", "running"):
+                job.status = "stopping"
+            job.version += 1
+        return f"Stopping `{job.name}` at step {job.step}: writing a checkpoint and the model folder…"
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Stop a running job and wait for its checkpoint (atexit, test teardown)."""
+        job = self.job
+        if job is not None and job.alive:
+            job.stop.set()
+            job.thread.join(timeout)
+
+    def resumable(self) -> list[tuple[str, str]]:
+        """Runs of this app with a checkpoint, newest first: (label, run name)."""
+        if not self.runs_dir.is_dir():
+            return []
+        out = []
+        for d in sorted(self.runs_dir.iterdir(), key=lambda p: p.name, reverse=True):
+            meta_p = d / META_NAME
+            if not (d / "checkpoint.safetensors").is_file() or not meta_p.is_file():
+                continue
+            if self.job is not None and self.job.alive and self.job.name == d.name:
+                continue
+            try:
+                meta = json.loads(meta_p.read_text())
+                steps = meta["train_config"]["steps"]
+            except (OSError, ValueError, KeyError):  # a half-copied or foreign folder: not offered
+                continue
+            out.append((f"{d.name} (step {meta.get('step', '?')} of {steps}, {meta.get('status', '?')})", d.name))
+        return out
+
+    def read_meta(self, run: str) -> tuple[Path, dict[str, Any]]:
+        """A run's folder and app_run.json, checked for Resume."""
+        if not run or "/" in run or "\\" in run or run.startswith("."):
+            raise AppError("Pick a run to resume (runs with a checkpoint are listed next to Resume).")
+        d = self.runs_dir / run
+        meta_p = d / META_NAME
+        if not meta_p.is_file() or not (d / "checkpoint.safetensors").is_file():
+            raise AppError(f"Run {run!r} has no checkpoint to resume from.")
+        try:
+            return d, json.loads(meta_p.read_text())
+        except (OSError, ValueError) as e:
+            raise AppError(f"Run {run!r} cannot be resumed: its {META_NAME} is unreadable ({e}).") from None

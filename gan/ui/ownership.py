@@ -1,0 +1,56 @@
+"""Who may stop or resume the training run: the visitor who started it.
+
+On a public Space strangers share one server and its one training job. The job remembers who
+started it in two ways: the Gradio session of the starting request (an API client keeps it for
+its whole `Client`), and a run key, a random secret handed to the starting page, which keeps it
+in the browser's localStorage (`gr.BrowserState`), so that a reload reattaches. Stop and Resume
+need either one. Locally (no SPACE_ID) there is one user, and everyone may.
+
+Only a hash of the key is kept on the server; the key itself is never logged or shown to others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from .common import AppError
+
+
+class NotOwner(AppError):
+    """Someone other than the run's starter asked to stop or resume it."""
+
+
+def new_key() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Owner:
+    session: str | None  # Gradio session hash of the request that started the run
+    key_digest: str | None  # sha256 of the run key given to the starting page
+
+    @classmethod
+    def start(cls, session: str | None) -> tuple[Owner, str]:
+        """A new owner for a run started from `session`, and the key to hand to that page."""
+        key = new_key()
+        return cls(session, _digest(key)), key
+
+    def matches(self, session: str | None, key: str | None) -> bool:
+        if session and self.session and hmac.compare_digest(session, self.session):
+            return True
+        return bool(key and self.key_digest and hmac.compare_digest(_digest(key), self.key_digest))
+
+
+def check_control(owner: Owner | None, session: str | None, key: str | None, *, shared: bool, limits: str) -> None:
+    """Raise NotOwner unless this visitor may stop/resume the run. `shared`: a public server
+    (a Space); `limits` tells others when the run ends by itself."""
+    if not shared or owner is None or owner.matches(session, key):
+        return
+    raise NotOwner(f"This run was started by another visitor; only they can stop or resume it. {limits}")

@@ -1,0 +1,85 @@
+"""The app's settings: the one place in the UI that reads the environment.
+
+settings = Settings.from_env()                        # what `python app.py` and a Space use
+settings = Settings.from_env({}, on_space=True)       # a Space's limits, for a test
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository: weights/ and runs/ live here
+
+# (on a Space, elsewhere): a Space is shared by strangers and runs on a small CPU
+MAX_STEPS = (20_000, 1_000_000)  # GAN_MAX_STEPS: about 2 h of CPU on a Space
+MAX_UPLOAD_MB = (200, 1024)  # GAN_MAX_UPLOAD_MB
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app takes from its surroundings; build_app(settings) reads nothing else."""
+
+    weights_dir: Path = ROOT / "weights"  # shipped model folders
+    runs_dir: Path = ROOT / "runs" / "app"  # runs started in the app
+    on_space: bool = False  # SPACE_ID is set: no server folders, Space limits, no owner token lent
+    has_hf_token: bool = False  # HF_TOKEN is set (its value is never kept here)
+    allow_owner_push: bool = False  # GAN_ALLOW_OWNER_PUSH=1: an empty token box pushes with HF_TOKEN
+    max_steps: int | None = None  # GAN_MAX_STEPS: the longest run one Start may ask for (None: by on_space)
+    max_upload_mb: int | None = None  # GAN_MAX_UPLOAD_MB: the largest file an upload may be (None: by on_space)
+    keep_runs: int = 20  # GAN_KEEP_RUNS: older app run folders are deleted (0: keep all)
+    host: str = "127.0.0.1"  # GRADIO_SERVER_NAME (0.0.0.0 on a Space)
+    port: int = 7860  # GRADIO_SERVER_PORT
+    train_defaults: Mapping[str, Any] = field(default_factory=dict)  # initial Train tab values (tests: tiny)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "weights_dir", Path(self.weights_dir))
+        object.__setattr__(self, "runs_dir", Path(self.runs_dir))
+        i = 0 if self.on_space else 1
+        if self.max_steps is None:
+            object.__setattr__(self, "max_steps", MAX_STEPS[i])
+        if self.max_upload_mb is None:
+            object.__setattr__(self, "max_upload_mb", MAX_UPLOAD_MB[i])
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from `environ` (default os.environ); keyword overrides win (CLI flags, tests)."""
+        env = os.environ if environ is None else environ
+        on_space = bool(overrides.get("on_space", bool(env.get("SPACE_ID"))))
+        values: dict[str, Any] = dict(
+            on_space=on_space,
+            has_hf_token=bool(env.get("HF_TOKEN")),
+            allow_owner_push=env.get("GAN_ALLOW_OWNER_PUSH") == "1",
+            max_steps=_int(env, "GAN_MAX_STEPS", None),
+            max_upload_mb=_int(env, "GAN_MAX_UPLOAD_MB", None),
+            keep_runs=_int(env, "GAN_KEEP_RUNS", 20),
+            host=env.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if on_space else "127.0.0.1"),
+            port=_int(env, "GRADIO_SERVER_PORT", 7860),
+        )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def max_upload(self) -> str:
+        """The limit in the form launch(max_file_size=...) takes."""
+        return f"{self.max_upload_mb}mb"
+
+
+def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
+    """An integer from the environment; a bad value is ignored with a warning on stderr."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        print(f"warning: {name}={raw!r} is not an integer; using the default", file=sys.stderr)
+        return default

@@ -1,0 +1,136 @@
+"""The Interpolate tab: seed A -> seed B with a live `t` slider (slerp or lerp), sliders along the
+model's first principal directions, and the walk as a GIF and an MP4."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from . import endpoints as ep
+from .common import MAX_SEED
+from .lab import N_DIRECTIONS, Lab
+from .wiring import direction_sliders, endpoint, no_model_notice, pixel_image, quietly, random_seed
+
+
+@dataclass
+class InterpolateUI:
+    notice: gr.Markdown
+    seed_a: gr.Number
+    seed_b: gr.Number
+    dice_a: gr.Button
+    swap: gr.Button
+    dice_b: gr.Button
+    t: gr.Slider
+    mode: gr.Radio
+    truncation: gr.Slider
+    image: gr.Image
+    dirs: list[gr.Slider]
+    reset_dirs: gr.Button
+    frames: gr.Slider
+    fps: gr.Slider
+    loop: gr.Checkbox
+    walk: gr.Button
+    gif: gr.Image
+    mp4: gr.Video
+    files: gr.File
+
+    def inputs(self, model: gr.Dropdown) -> list:
+        return [model, self.seed_a, self.seed_b, self.t, self.mode, self.truncation, *self.dirs]
+
+
+def create_ui(has_model: bool) -> InterpolateUI:
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            notice = no_model_notice(not has_model)
+            with gr.Row(equal_height=True):
+                seed_a = gr.Number(1, label="Seed A", precision=0, minimum=0, maximum=MAX_SEED)
+                seed_b = gr.Number(2, label="Seed B", precision=0, minimum=0, maximum=MAX_SEED)
+            with gr.Row():
+                dice_a = gr.Button("Random A", size="sm", min_width=60)
+                swap = gr.Button("⇄ Swap", size="sm", min_width=60)
+                dice_b = gr.Button("Random B", size="sm", min_width=60)
+            t = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="t (0 = seed A, 1 = seed B)", elem_id="t")
+            with gr.Row():
+                mode = gr.Radio(["slerp", "lerp"], value="slerp", label="Path", scale=1)
+                truncation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", scale=2)
+        with gr.Column(scale=1):
+            image = pixel_image("Image at t", height=420, elem_id="interp-image")
+        with gr.Column(scale=1, min_width=280):
+            gr.Markdown(
+                "**Principal directions** (in σ): move the current latent along the model's main "
+                "axes of variation. The **Explore** tab shows what each one does."
+            )
+            dirs = [gr.Slider(-3.0, 3.0, value=0.0, step=0.1, label=f"Direction {i + 1}") for i in range(N_DIRECTIONS)]
+            reset_dirs = gr.Button("Reset directions", size="sm")
+    with gr.Accordion("Animation: the walk from A to B", open=True):
+        with gr.Row(equal_height=True):
+            frames = gr.Slider(2, 256, value=32, step=1, label="Frames")
+            fps = gr.Slider(1, 60, value=12, step=1, label="Frames per second")
+            loop = gr.Checkbox(True, label="There and back (loops smoothly)")
+            walk = gr.Button("Render GIF + MP4", variant="primary")
+        with gr.Row():
+            gif = pixel_image("GIF", type="filepath", height=300)
+            mp4 = gr.Video(label="MP4", interactive=False, height=300, loop=True, elem_classes=["pixelated"])
+            files = gr.File(label="Downloads", file_count="multiple", interactive=False)
+    return InterpolateUI(
+        notice,
+        seed_a,
+        seed_b,
+        dice_a,
+        swap,
+        dice_b,
+        t,
+        mode,
+        truncation,
+        image,
+        dirs,
+        reset_dirs,
+        frames,
+        fps,
+        loop,
+        walk,
+        gif,
+        mp4,
+        files,
+    )
+
+
+def render_steps(ui: InterpolateUI, lab: Lab, model: gr.Dropdown) -> list[tuple]:
+    """(fn, inputs, outputs) of the page's refresh after a model change or a page load."""
+    return [
+        (lambda key: direction_sliders(lab, key, N_DIRECTIONS), [model], ui.dirs),
+        (quietly(ep.interpolate, lab), ui.inputs(model), ui.image),
+    ]
+
+
+def create_event_handlers(ui: InterpolateUI, lab: Lab, model: gr.Dropdown) -> None:
+    # t is live (always_last: the newest position wins, no progress overlay); other inputs re-render too
+    gr.on(
+        [
+            ui.t.input,
+            ui.truncation.input,
+            *[d.input for d in ui.dirs],
+            ui.mode.change,
+            ui.seed_a.change,
+            ui.seed_b.change,
+        ],
+        endpoint(ep.interpolate, lab),
+        ui.inputs(model),
+        ui.image,
+        api_name="interpolate",
+        trigger_mode="always_last",
+        show_progress="hidden",
+    )
+    ui.dice_a.click(random_seed, None, ui.seed_a, api_visibility="private")
+    ui.dice_b.click(random_seed, None, ui.seed_b, api_visibility="private")
+    ui.swap.click(lambda a, b: (b, a), [ui.seed_a, ui.seed_b], [ui.seed_a, ui.seed_b], api_visibility="private")
+    ui.reset_dirs.click(lambda: [0.0] * N_DIRECTIONS, None, ui.dirs, api_visibility="private").then(
+        quietly(ep.interpolate, lab), ui.inputs(model), ui.image, api_visibility="private", show_progress="hidden"
+    )
+    ui.walk.click(
+        endpoint(ep.walk, lab),
+        [model, ui.seed_a, ui.seed_b, ui.frames, ui.mode, ui.truncation, ui.fps, ui.loop, *ui.dirs],
+        [ui.gif, ui.mp4, ui.files],
+        api_name="walk",
+    )

@@ -1,0 +1,77 @@
+"""What the Train tab shows about a job, as plain data: the status line, the plots' frames, the
+data report. No gradio here (tests read these directly)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import torch
+
+import gan
+
+from .common import fmt_duration, to_hwc
+from .jobs import Job
+
+SERIES = {"loss_d": "D loss", "loss_g": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
+
+
+def plot_frames(rows: list[dict]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """Loss rows -> two long-format frames for the LinePlots: losses, and D's mean outputs."""
+    if not rows:
+        return None, None
+    long = pd.DataFrame(rows).melt(id_vars="step", var_name="series", value_name="value")
+    long["series"] = long["series"].map(SERIES)
+    return (
+        long[long.series.isin(["D loss", "G loss"])].reset_index(drop=True),
+        long[long.series.isin(["D(x)", "D(G(z))"])].reset_index(drop=True),
+    )
+
+
+def metric_frame(metrics: list[dict]) -> pd.DataFrame | None:
+    """Metric rows ({"step": s, "swd": v}) -> the SWD LinePlot's frame."""
+    rows = [m for m in metrics if "swd" in m]
+    return pd.DataFrame(rows, columns=["step", "swd"]) if rows else None
+
+
+def status_line(job: Job, snap: dict[str, Any]) -> str:
+    """One line about the job: what it does, how far, how fast, its losses and precision."""
+    step, steps, st = snap["step"], snap["steps"], snap["status"]
+    last = snap["losses"][-1] if snap["losses"] else None
+    losses = f" · loss D {last['loss_d']:.3f} · G {last['loss_g']:.3f}" if last else ""
+    swd = [m["swd"] for m in snap.get("metrics", []) if "swd" in m]
+    losses += f" · SWD {swd[-1]:.1f}" if swd else ""
+    precision = f" · {snap['precision']}" if snap.get("precision") else ""
+    took = fmt_duration(snap["elapsed_s"])
+    if st == "starting":
+        return f"**Starting** `{job.name}`: preparing models…"
+    if st == "running":
+        return (
+            f"**Training** `{job.name}` · step {step} / {steps} ({100 * step / max(steps, 1):.0f}%) · "
+            f"{snap['img_per_s']:.0f} img/s · ETA {fmt_duration(snap['eta_s'])}{losses}{precision}"
+        )
+    if st == "stopping":
+        return f"**Stopping** `{job.name}` at step {step}: writing a checkpoint and the model folder…"
+    if st == "finished":
+        return (
+            f"**Finished** `{job.name}`: {step} steps in {took}{losses}. "
+            f"It is in the model picker as *{job.name} (trained here)*."
+        )
+    if st == "stopped":
+        return (
+            f"**Stopped** `{job.name}` at step {step} of {steps} after {took}; checkpoint saved. "
+            "**Resume** continues it; the model so far is in the model picker."
+        )
+    return f"**{st.capitalize()}** `{job.name}` at step {step}: {snap['message']}"
+
+
+def report_markdown(data: gan.ImageData) -> str:
+    r, (n, c, s) = data.report, data.images.shape[:3]
+    head = f"**{r.n_ok:,} images** from {r.source} → {n:,} × {s}×{s} {'RGB' if c == 3 else 'grayscale'}"
+    head += f"; **{r.n_skipped} files skipped**" if r.n_skipped else ""
+    return "\n".join([head] + ["- " + line for line in r.details()])
+
+
+def examples_grid(data: gan.ImageData, n: int = 16):
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:n]
+    return to_hwc(data.images[idx])

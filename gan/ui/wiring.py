@@ -1,0 +1,124 @@
+"""Gradio glue shared by the tabs: endpoint binding with friendly errors, quiet renders, the
+page's look (theme, CSS) and the random-seed buttons."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import random
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from .common import USER_ERRORS
+from .lab import Lab
+
+CSS = """
+/* small generated images fill their frame, upscaled with hard pixel edges */
+.pixelated .image-container > button, .pixelated .image-frame { width: 100%; height: 100%; }
+.pixelated .image-frame img { width: 100% !important; height: 100% !important; object-fit: contain !important; }
+.pixelated img, .pixelated video { image-rendering: pixelated; }
+.gan-status { min-height: 2.6em; }
+.strip .icon-button-wrapper { display: none; }  /* a direction's strip: just the picture */
+#gan-header h1 { margin-bottom: 0; }
+#model-info p { margin: 0.2em 0; }
+"""
+RANDOM_SEED_MAX = 9_999_999  # the Random buttons pick seeds below this (short to read and type)
+
+
+def launch_options() -> dict[str, Any]:
+    """Look-and-feel options that Gradio 6 takes in launch() (tests pass them too)."""
+    return {
+        "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="pink"),
+        "css": CSS,
+        "footer_links": ["api", "gradio", "settings"],
+    }
+
+
+def endpoint(fn: Callable, lab: Lab) -> Callable:
+    """An endpoint function of `gan.ui.endpoints` bound to the lab, as Gradio calls it: its other
+    parameters are the API's; the user's errors become `gr.Error(message)` (no traceback), anything
+    unexpected a short message here and its traceback in the server log. A `progress` parameter
+    gets Gradio's progress bar."""
+    bound = functools.partial(fn, lab)
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return bound(*args, **kwargs)
+        except gr.Error:
+            raise
+        except USER_ERRORS as e:
+            raise gr.Error(str(e), print_exception=False) from None
+        except Exception as e:  # noqa: BLE001 - a bug or an environment problem: the trace goes to the log
+            traceback.print_exc()
+            raise gr.Error(f"Something went wrong ({type(e).__name__}: {e}).", print_exception=False) from None
+
+    params = [
+        p.replace(default=gr.Progress()) if p.name == "progress" else p
+        for p in inspect.signature(bound).parameters.values()
+    ]
+    wrapper.__signature__ = inspect.Signature(params)  # without `lab`: what the API shows
+    del wrapper.__wrapped__  # Gradio reads the signature above, not fn's
+    return wrapper
+
+
+def quietly(fn: Callable, lab: Lab, empty: Any = None) -> Callable:
+    """An endpoint for the page's own refreshes (a model change, a page load): a user error
+    (no model yet, a model that cannot load) leaves the output empty instead of a pop-up."""
+    bound = functools.partial(fn, lab)
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        try:
+            return bound(*args)
+        except USER_ERRORS:
+            return empty
+
+    del wrapper.__wrapped__
+    wrapper.__signature__ = inspect.signature(bound)
+    return wrapper
+
+
+def pixel_image(label: str | None = None, **kw: Any) -> gr.Image:
+    """An output image drawn with hard pixel edges (PNG unless `type="filepath"` for a GIF)."""
+    kw.setdefault("buttons", ["download", "fullscreen"])
+    if kw.get("type") != "filepath":
+        kw.setdefault("format", "png")
+    return gr.Image(label=label, interactive=False, elem_classes=["pixelated"], **kw)
+
+
+def random_seeds(k: int) -> list[int]:
+    return [random.randint(0, RANDOM_SEED_MAX) for _ in range(k)]
+
+
+def random_seed() -> int:
+    return random.randint(0, RANDOM_SEED_MAX)
+
+
+def go_to(tab: str) -> gr.Tabs:
+    return gr.Tabs(selected=tab)
+
+
+def no_model_notice(visible: bool) -> gr.Markdown:
+    from .models import NO_MODEL
+
+    return gr.Markdown("### " + NO_MODEL, visible=visible)
+
+
+def direction_count(lab: Lab, key: str | None, n: int) -> int:
+    """How many of n direction sliders the model fills (n when it cannot load: its renders say why)."""
+    if not key:
+        return n
+    try:
+        return min(n, len(lab.directions(lab.models.get(key))))
+    except USER_ERRORS:
+        return n
+
+
+def direction_sliders(lab: Lab, key: str | None, n: int) -> list[gr.Slider]:
+    """n sliders reset to 0, labelled for the model's principal directions, hidden beyond its number."""
+    k = direction_count(lab, key, n)
+    return [gr.Slider(value=0.0, label=f"Direction {i + 1}" if i < k else "", visible=i < k) for i in range(n)]
