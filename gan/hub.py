@@ -48,6 +48,7 @@ from .modelfolder import (
     safetensors_bound,
     save_model,
     short,
+    wait_for_folder,
 )
 
 __all__ = [
@@ -68,7 +69,7 @@ def resolve_model_dir(
 ) -> Path:
     """A local folder, or a Hub repo id downloaded into the huggingface_hub cache (checked first)."""
     p = Path(src).expanduser()
-    if p.is_dir():
+    if wait_for_folder(p):  # a folder being replaced by an atomic save is waited for, briefly
         check_files(sorted(f.name for f in p.iterdir()), f"folder {p}")
         return p
     s = str(src).strip()

@@ -121,7 +121,8 @@ def load_hub_dataset(
     A repo with both uses the larger kind by bytes. The file count and total size are checked
     against `limits` before anything is downloaded; files are cached by huggingface_hub, and
     undecodable images are skipped and counted in the report. Access problems raise HubError,
-    data problems DataError (both ValueError). Parquet needs pyarrow.
+    data problems DataError (both ValueError). Parquet needs pyarrow. `token`: None = huggingface_hub's
+    default (HF_TOKEN, the stored login), False = anonymous, or a token string.
     """
     rid, rev_in_id = _parse_dataset_id(repo_id) if isinstance(repo_id, str) else (repo_id, None)
     rid = check_repo_id(rid)

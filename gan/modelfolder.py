@@ -138,6 +138,22 @@ def safetensors_bound(cfg: ModelConfig) -> int:
     return Generator.safetensors_bound(cfg)
 
 
+def wait_for_folder(d: Path, timeout: float = 0.5) -> bool:
+    """True once `d` is a folder. A folder that is missing while an atomic save (gan.fileio.atomic_dir)
+    is swapping it is waited for, briefly: its temporary siblings `.<name>.<id>.tmpdir/.old` show it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if d.is_dir():
+            return True
+        try:
+            swapping = any(n.startswith(f".{d.name}.") for n in os.listdir(d.parent))
+        except OSError:
+            swapping = False
+        if not swapping or time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+
+
 def _read_pair(d: Path) -> tuple[bytes, bytes]:
     """config.json and model.safetensors of `d` read through one handle on the folder, so a folder
     replaced in between (an atomic save) gives both files of the old one or both of the new one."""
@@ -169,7 +185,7 @@ def load_folder(d: str | Path, *, where: str = "", device: str | torch.device = 
 
     d = Path(d)
     where = where or f"folder {d}"
-    if not d.is_dir():
+    if not wait_for_folder(d):
         raise ModelLoadError(f"no model folder at {short(d)}")
     check_files(sorted(f.name for f in d.iterdir()), where)
     cfg_text, data = _read_pair(d)

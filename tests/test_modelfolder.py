@@ -50,7 +50,7 @@ def test_readers_see_the_old_model_or_the_new_never_half(tmp_path):
     for t in readers:
         t.start()
     try:
-        for i in range(24):
+        for i in range(16):
             save_model(models[i % 2], folder)
     finally:
         stop.set()
