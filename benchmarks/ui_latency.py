@@ -65,17 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     demo = None
     model = args.model
     if args.url is None:
-        import app
         import gan
+        from gan.ui import Settings, build_app
+        from gan.ui.models import is_model_dir
 
         weights = Path(args.weights)
-        has_model = weights.is_dir() and any(app.is_model_dir(d) for d in weights.iterdir() if d.is_dir())
+        has_model = weights.is_dir() and any(is_model_dir(d) for d in weights.iterdir() if d.is_dir())
         if not has_model:
             weights = Path(tempfile.mkdtemp(prefix="ui-latency-")) / "weights"
             name = f"untrained{args.model_size}"
             gan.save_model(gan.Generator(gan.ModelConfig(image_size=args.model_size)), weights / name)
             print(f"no model in {args.weights}: using a fresh untrained {gan.ModelConfig(image_size=args.model_size)}")
-        demo = app.build_app(weights, Path(tempfile.mkdtemp(prefix="ui-latency-runs-")))
+        demo = build_app(Settings(weights_dir=weights, runs_dir=Path(tempfile.mkdtemp(prefix="ui-latency-runs-"))))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
