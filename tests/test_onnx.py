@@ -306,17 +306,23 @@ class _Site(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory, cats64, cache_root):
+def others(cache_root):
+    """The other shipped model (grayscale) and a fresh one of the other G style (Resize + Conv in the graph)."""
+    return {"mnist32": gan.load_model(WEIGHTS / "mnist32"), "fresh": _fresh(seed=11, g_style="upsample", image_size=32)}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, cats64, others, cache_root):
     need(ORT_DIST.is_dir(), "node_modules/onnxruntime-web is missing: run `npm ci` in the repo root")
     need(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium")
     root = tmp_path_factory.mktemp("site")
-    exp = ox.export_onnx(cats64)
     (root / "index.html").write_text('<!doctype html><meta charset="utf-8"><div id="view"></div>')
-    (root / "manifest.json").write_text(json.dumps(exp.manifest))
-    handler = type("Site", (_Site,), {"files": {
-        "/": root / "index.html", "/manifest.json": root / "manifest.json",
-        "/model.onnx": exp.path, "/static/browser_gen.js": JS,
-    }})  # fmt: skip
+    files = {"/": root / "index.html", "/static/browser_gen.js": JS}
+    for name, G in {"cats64": cats64, **others}.items():
+        exp = ox.export_onnx(G)
+        (root / f"{name}.json").write_text(json.dumps(exp.manifest))
+        files |= {f"/{name}.json": root / f"{name}.json", f"/{name}.onnx": exp.path}
+    handler = type("Site", (_Site,), {"files": files})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -361,12 +367,13 @@ def _page(browser, site, cdn: str):
     return page
 
 
-MOUNT = """async ([payload, params]) => {
+MOUNT = """async ([payload, name]) => {
   const g = await import("/static/browser_gen.js");
-  const manifest = await (await fetch("/manifest.json")).json();
+  name = name || "cats64";
+  const manifest = await (await fetch(`/${name}.json`)).json();
   window.serverCalls = [];
   const el = document.getElementById("view");
-  window.view = await g.mountView(el, {modelUrl: "/model.onnx", manifest, payload,
+  window.view = await g.mountView(el, {modelUrl: `/${name}.onnx`, manifest, payload,
                                        onServer: (p) => window.serverCalls.push(p)});
   return {mode: view.mode, reason: view.reason, dataset: {...el.dataset}};
 }"""
@@ -376,7 +383,7 @@ SHOW = """async ([payload, params]) => {
   view.setPayload(payload);
   const res = await view.show(params);
   const c = view.canvas;
-  const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;  // RGBA
   const z = g.zFromPayload(payload, params);
   return {res, w: c.width, h: c.height, rendering: c.style.imageRendering, px: Array.from(px),
           z: Array.from(z), where: document.querySelector("[data-gan-where]").textContent};
@@ -417,6 +424,29 @@ def test_browser_renders_cats64_like_pytorch(browser, site, cats64, tmp_path):
             assert (diff == 0).mean() > 0.99, f"{payload['kind']}: only {(diff == 0).mean():.1%} identical"
             assert ref.std() > 10  # a real picture, not a flat one that any runtime would match
         assert page.evaluate("window.serverCalls.length") == 0
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("name", ["mnist32", "fresh"])
+def test_browser_renders_other_models_like_pytorch(browser, site, others, name):
+    G = others[name]
+    page = _page(browser, site, "npm")
+    try:
+        mounted = page.evaluate(MOUNT, [None, name])
+        assert mounted["mode"] == "browser", mounted["reason"]
+        za, zb = latents([3, 7], G.z_dim)
+        out = page.evaluate(SHOW, [ox.interpolate_payload(G, 3, 7), {"t": 0.6}])
+        s = G.config.image_size
+        assert (out["w"], out["h"]) == (s, s)
+        ref = generate(G, interpolate(za, zb, 0.6)[None])[0].permute(1, 2, 0).numpy().astype(float)  # (H, W, C)
+        px = np.array(out["px"], dtype=float).reshape(s, s, 4)
+        rgb = px[..., :3] if G.config.channels == 3 else px[..., :1]
+        if G.config.channels == 1:  # grayscale: the same value in R, G and B
+            assert (px[..., 0] == px[..., 1]).all() and (px[..., 1] == px[..., 2]).all()
+        diff = np.abs(rgb - ref)
+        assert diff.mean() <= 2.0 and (diff == 0).mean() > 0.99, f"{name}: mean {diff.mean():.3f}/255"
+        assert ref.std() > 10
     finally:
         page.close()
 
