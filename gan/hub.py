@@ -14,9 +14,11 @@ anonymous (what a public Space passes for its visitors' reads), or a token strin
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ from .modelfolder import (
     check_files,
     hub_datasets,
     load_folder,
+    parse_config,
     read_config,
     repo_id_problem,
     safetensors_bound,
@@ -53,7 +56,7 @@ from .modelfolder import (
 
 __all__ = [
     "HubError", "MODEL_FILES", "ModelLoadError", "check_repo_id", "is_repo_id", "load_hub_dataset",
-    "load_model", "model_card", "push_to_hub", "resolve_model_dir", "save_model",
+    "load_model", "model_card", "prune_hub_cache", "push_to_hub", "resolve_model_dir", "save_model",
 ]  # fmt: skip
 
 MAX_REPO_FILES = 64  # a GAN Lab model repo holds a handful; more and it is something else
@@ -161,6 +164,62 @@ def load_model(
     G.folder = d
     G.commit = d.name if hub and _SHA_RE.match(d.name) else None
     return G
+
+
+def _is_gan_config(path: Path) -> bool:
+    """Whether a cached config.json is a GAN Lab config, read without touching its access time
+    (which orders the cache for pruning)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOATIME", 0))
+    except PermissionError:  # O_NOATIME needs the file's owner
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as f:
+        text = f.read(FILE_SIZE_LIMITS["config.json"] + 1)
+    try:
+        parse_config(text, str(path.parent))
+    except ModelLoadError:
+        return False
+    return True
+
+
+def prune_hub_cache(max_bytes: int, *, keep: Iterable[str] = ()) -> list[str]:
+    """Bound the disk taken by GAN Lab models in the huggingface_hub cache.
+
+    Deletes whole cached model repos, least recently used first (the newest access time of their
+    files), until the GAN Lab models in the cache take at most `max_bytes`. Only repos whose
+    cached config.json is a valid GAN Lab ModelConfig are counted or touched (the cache may hold
+    other libraries' models); repo ids in `keep` (e.g. the models a Space ships or has loaded in
+    memory) are never deleted. Returns the repo ids deleted, oldest first.
+    """
+    from huggingface_hub import constants, scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        cache = scan_cache_dir(constants.HF_HUB_CACHE)
+    except (CacheNotFound, OSError):
+        return []
+    ours = []
+    for repo in cache.repos:
+        if repo.repo_type != "model":
+            continue
+        configs = [f.file_path for r in repo.revisions for f in r.files if f.file_name == "config.json"]
+        is_gan = bool(configs) and all(_is_gan_config(c) for c in configs)
+        if is_gan:
+            ours.append(repo)
+    total = sum(r.size_on_disk for r in ours)
+    kept = set(keep)
+    deleted: list[str] = []
+    for repo in sorted(ours, key=lambda r: r.last_accessed):
+        if total <= max_bytes:
+            break
+        if repo.repo_id in kept:
+            continue
+        cache.delete_revisions(*(r.commit_hash for r in repo.revisions)).execute()
+        total -= repo.size_on_disk
+        deleted.append(repo.repo_id)
+    return deleted
 
 
 # ---------------------------------------------------------------------------------------------

@@ -489,3 +489,25 @@ def test_exploring_a_hub_model_writes_nothing_into_the_hub_cache(hub, tmp_path, 
     dirs = L.load_or_compute_directions(G, k=3, n_samples=256)
     assert sorted(p.name for p in G.folder.iterdir()) == before
     assert L.directions_cache_path(G, 3, n_samples=256).is_file() and dirs.vectors.shape == (3, TINY.z_dim)
+
+
+def test_prune_hub_cache_bounds_gan_lab_models_on_disk(hub, tmp_path):
+    from gan.hub import prune_hub_cache
+
+    names = ["alice/p0", "alice/p1", "alice/p2"]
+    for i, name in enumerate(names):
+        push_to_hub(generator(20 + i), name, token=ALICE)
+    hub.add_files("bob/other-lib", {"config.json": '{"hidden_size": 8}', "model.safetensors": b"\0" * 4096})
+    snapshot_download("bob/other-lib")  # another library's model: never counted or deleted
+    folders = [load_model(n).folder for n in names]
+    for age, folder in enumerate(folders):  # p0 used longest ago, p2 most recently
+        for f in folder.iterdir():
+            blob = f.resolve()
+            os.utime(blob, (1_000_000 + age * 1000, blob.stat().st_mtime))
+    one = sum(f.resolve().stat().st_size for f in folders[0].iterdir())
+    assert prune_hub_cache(10 * one) == []
+    assert prune_hub_cache(int(2.5 * one)) == ["alice/p0"]  # the least recently used
+    assert prune_hub_cache(int(1.5 * one), keep=["alice/p1"]) == ["alice/p2"]  # p1 is in use: kept
+    assert prune_hub_cache(0, keep=["alice/p1"]) == []
+    assert [f.exists() for f in folders] == [False, True, False]
+    assert Path(snapshot_download("bob/other-lib", local_files_only=True)).is_dir()
