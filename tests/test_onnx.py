@@ -506,6 +506,8 @@ def gradio_app(cats64, cache_root):
         img = gr.Image(elem_id="server-img", label="server", format="png")
         view.submit(server_render, [t, a, b], [img], trigger_mode="always_last", api_name="interpolate_image")
         a.change(lambda x, y: gr.HTML(payload=ox.interpolate_payload(cats64, int(x), int(y))), [a, b], [view])
+        no_model = gr.Button("a model that could not be exported", elem_id="no-model")
+        no_model.click(lambda: gr.HTML(model_url=None, manifest=None), None, view)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     yield demo.local_url, calls
     demo.close()
@@ -555,6 +557,12 @@ def test_gradio_view_renders_in_the_browser_without_server_calls(browser, gradio
         page.keyboard.press("Enter")
         page.wait_for_function("document.querySelector('#gan-view [data-gan-mode]').ganView.payload.seeds[0] === 5")
         assert len(calls) == n_calls
+        page.click("#no-model")  # no ONNX for this model: the same slider goes to the server
+        page.wait_for_function("document.querySelector('#gan-view [data-gan-mode]').dataset.ganMode === 'server'")
+        page.locator("#interp-t input[type=range]").focus()
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_selector("#server-img img")
+        assert len(calls) > n_calls and page.locator("#server-img").is_visible()
     finally:
         page.close()
 

@@ -444,21 +444,30 @@ export async function mountView(element, options) {
     return view.showZ(zFromPayload(view.payload, params), params);
   };
 
+  /** (Re)load the model, e.g. after the page switched models; no model (null) means the server renders. */
+  view.setModel = async (model, manifest) => {
+    view.generator = null;
+    if (!model || !manifest) {
+      setMode("server", "no in-browser model for this generator");
+      whereEl.textContent = whereText("server");
+      return view;
+    }
+    setMode("loading");
+    const res = await loadGenerator({ model, manifest, runtime: options.runtime || {} });
+    if (res.ok) {
+      view.generator = res.generator;
+      view.runtime = res.runtime;
+      crispCanvas(canvas, manifest.image_size, options.displayPx);
+      setMode("browser");
+    } else {
+      setMode("server", res.reason);
+      whereEl.textContent = whereText("server");
+    }
+    return view;
+  };
+
   if (options.payload) view.setPayload(options.payload);
-  const res = await loadGenerator({
-    model: options.modelBytes || options.modelUrl,
-    manifest: options.manifest,
-    runtime: options.runtime || {},
-  });
-  if (res.ok) {
-    view.generator = res.generator;
-    view.runtime = res.runtime;
-    setMode("browser");
-  } else {
-    setMode("server", res.reason);
-    whereEl.textContent = whereText("server");
-  }
-  return view;
+  return view.setModel(options.modelBytes || options.modelUrl, options.manifest);
 }
 
 /** Call fn(number) on every user move of a Gradio slider (its range and number inputs) under `root`. */
@@ -482,6 +491,7 @@ export function bindSlider(root, fn) {
  *   module_url   URL of this file (for js_on_load's import)
  *   model_url    URL of the .onnx (e.g. /gradio_api/file=<cache>/<hash>-gan-lab-onnx-1.onnx)
  *   manifest     gan.onnx_export manifest; payload: an *_payload dict (update it from Python; watched)
+ *                model_url / manifest may change too (another model: reloaded; null: the server renders)
  *   controls     {param: CSS selector} of Gradio sliders (their elem_id): {t: "#interp-t"},
  *                {amounts: ["#dir-0", "#dir-1", ...]}, {u: "#plane-u", v: "#plane-v"}
  *   fallback_event  event to trigger on the gr.HTML when the browser cannot render (default "submit");
@@ -510,7 +520,7 @@ export async function gradioView(element, props, trigger, watch) {
   // registered before anything is awaited: while the runtime loads, and for good if it cannot, moves go to the server
   const onInput = (ev) => {
     if (!selectors.some((sel) => q(sel)?.contains(ev.target))) return;
-    if (!view || view.mode !== "browser") {
+    if (!view || view.mode !== "browser" || !view.payload) {
       if (fallbackEvent) setTimeout(() => trigger(fallbackEvent), 0); // after Gradio has taken the slider's new value
       return;
     }
@@ -525,13 +535,24 @@ export async function gradioView(element, props, trigger, watch) {
     displayPx: props.display_px,
     runtime: props.ort_base ? { base: props.ort_base } : {},
   });
-  const img = props.server_image ? q(props.server_image) : null;
-  if (img) img.style.display = view.mode === "browser" ? "none" : "";
-  view.canvas.style.display = view.mode === "browser" ? "" : "none";
+  const showMode = () => {
+    const img = props.server_image ? q(props.server_image) : null;
+    if (img) img.style.display = view.mode === "browser" ? "none" : "";
+    view.canvas.style.display = view.mode === "browser" ? "" : "none";
+  };
+  showMode();
   if (watch) {
     watch("payload", () => {
       view.setPayload(props.payload);
-      if (view.mode === "browser") view.show(readParams());
+      if (view.mode === "browser" && view.payload) view.show(readParams());
+    });
+    watch(["model_url", "manifest"], async () => {
+      // another model: server images until it has loaded here (or for good, without a model_url)
+      const img = props.server_image ? q(props.server_image) : null;
+      if (img) img.style.display = "";
+      await view.setModel(props.model_url, props.manifest);
+      showMode();
+      if (view.mode === "browser" && view.payload) view.show(readParams());
     });
   }
   if (view.mode === "browser" && view.payload) view.show(readParams());
