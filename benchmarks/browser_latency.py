@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
+import os
 import statistics
 import sys
 import threading
@@ -146,7 +147,10 @@ def main() -> None:
     server.shutdown()
 
     result = {
-        "model": str(args.model),
+        "model": str(Path(args.model).resolve().relative_to(ROOT))
+        if Path(args.model).resolve().is_relative_to(ROOT)
+        else str(args.model),
+        "load_avg_1min": os.getloadavg()[0],  # other work on the machine while measuring
         "size": f"{G.config.channels}x{G.config.image_size}x{G.config.image_size}",
         "cpu": cpu_info().describe(),
         "cpu_class": cpu_info().cpu_class,
@@ -165,7 +169,10 @@ def main() -> None:
         "drag_moves": len(drag["pixels"]),
         "renders_total": renders,
     }
-    print(f"in-browser generator, {result['model']} ({result['size']}), {result['cpu']}")
+    print(
+        f"in-browser generator, {result['model']} ({result['size']}), {result['cpu']}, "
+        f"load average {result['load_avg_1min']:.1f}"
+    )
     threads = result["wasm_threads"]
     print(f"  {result['browser']}, onnxruntime-web {result['onnxruntime_web']}, {threads} wasm thread(s)")
     print(f"  export or cache hit {export_s:.2f} s (max |onnx - torch| {exp.max_abs_diff:.1e}); runtime load "
