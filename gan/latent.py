@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +36,7 @@ from .fileio import atomic_path, cache_dir
 from .models import Discriminator
 from .sampling import generate, interpolate, latents, make_grid
 
+log = logging.getLogger(__name__)
 DIRECTIONS_FILE = "directions.safetensors"
 DIRECTIONS_FORMAT = "gan-lab-directions/1"
 N_SAMPLES = 2048  # z samples for the PCA; enough for stable top components of a DCGAN's first layer
@@ -208,13 +209,18 @@ def load_or_compute_directions(
     (`directions_cache_path`); else computed and written to the cache.
 
     Nothing is ever written into the model folder: it may be the repository's `weights/` or a
-    snapshot in the huggingface_hub cache. A cache that cannot be written only costs a warning.
+    snapshot in the huggingface_hub cache. A cache that cannot be written only costs a log line
+    (logging, not `warnings`: callers in server threads need no `catch_warnings`).
     """
     folder = folder if folder is not None else getattr(G, "folder", None)
     h = weights_hash(G)
     want = {"format": DIRECTIONS_FORMAT, "k": k, "n_samples": n_samples, "layer": layer, "seed": int(seed),
             "z_dim": G.z_dim, "weights": h}  # fmt: skip
-    cached_path = directions_cache_path(G, k, n_samples=n_samples, layer=layer, seed=seed, weights=h)
+    try:
+        cached_path: Path | None = directions_cache_path(G, k, n_samples=n_samples, layer=layer, seed=seed, weights=h)
+    except OSError as e:  # the cache folder cannot be created
+        log.warning("no cache folder for directions (%s)", e)
+        cached_path = None
     shipped = Path(folder) / DIRECTIONS_FILE if folder is not None else None
     for path in (shipped, cached_path):
         if path is not None and path.is_file():
@@ -223,9 +229,10 @@ def load_or_compute_directions(
                 return cached
     dirs = principal_directions(G, k=k, n_samples=n_samples, layer=layer, seed=seed)
     try:
-        save_directions(dirs, cached_path)
+        if cached_path is not None:
+            save_directions(dirs, cached_path)
     except OSError as e:
-        warnings.warn(f"directions not cached in {cached_path.parent} ({e})", stacklevel=2)
+        log.warning("directions not cached in %s (%s)", cached_path.parent, e)  # logging: thread-safe
     return dirs
 
 

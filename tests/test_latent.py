@@ -244,3 +244,13 @@ def test_invert_photo_inputs(G):
     assert res0.history == [] and torch.equal(res0.target, res.target)
     with pytest.raises(ValueError, match="match G"):
         L.invert(G, photo, steps=1, D=Discriminator(TINY.replace(image_size=32)))
+
+
+def test_unwritable_cache_still_gives_directions(G, tmp_path, monkeypatch, caplog):
+    (tmp_path / "cache").write_text("a file where the cache folder would be")
+    monkeypatch.setenv("GAN_CACHE_DIR", str(tmp_path / "cache" / "sub"))
+    with pytest.raises(OSError):
+        L.directions_cache_path(G, 3, n_samples=N)
+    dirs = L.load_or_compute_directions(copy.deepcopy(G), k=3, n_samples=N)
+    assert dirs.vectors.shape == (3, TINY.z_dim)
+    assert "no cache folder for directions" in caplog.text
