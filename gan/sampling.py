@@ -95,11 +95,21 @@ def walk_times(n_frames: int, *, loop: bool = False) -> torch.Tensor:
     """The t of each frame of a walk, (T,): evenly 0 -> 1 (both ends included), or with `loop`
     eased there and back, t = (1 - cos(2 pi k / T)) / 2: 0 -> 1 -> 0 with slow turns and no frame
     repeated where the animation wraps around."""
-    if not 2 <= n_frames <= 1024:
-        raise ValueError(f"n_frames must be in 2..1024, got {n_frames}")
+    if not 2 <= n_frames <= 10_000:
+        raise ValueError(f"n_frames must be in 2..10000, got {n_frames}")
     if loop:
         return (1 - torch.cos(torch.linspace(0, 2 * math.pi, n_frames + 1)[:-1])) / 2
     return torch.linspace(0, 1, n_frames)
+
+
+def path_latents(zs: torch.Tensor, n_frames: int = 32, mode: str = "slerp", *, loop: bool = False) -> torch.Tensor:
+    """n_frames latents evenly along the path through the K latents zs (K, z_dim), each leg slerp or
+    lerp, ending exactly on the last (with `loop`: eased there and back, see walk_times): (T, z_dim)."""
+    if zs.ndim != 2 or len(zs) < 2:
+        raise ValueError(f"give at least two latents as (K, z_dim), got {tuple(zs.shape)}")
+    u = walk_times(n_frames, loop=loop) * (len(zs) - 1)  # (T,) position along the path, in legs
+    leg = u.floor().long().clamp(max=len(zs) - 2)
+    return interpolate(zs[leg], zs[leg + 1], u - leg, mode)  # (T, z) x (T,) -> (T, z)
 
 
 def walk_latents(
@@ -108,18 +118,7 @@ def walk_latents(
     """The latents of a walk from za to zb (each (z_dim,)): (T, z_dim), see walk_times."""
     if za.shape != zb.shape or za.ndim != 1:
         raise ValueError(f"za and zb must both be (z_dim,), got {tuple(za.shape)} and {tuple(zb.shape)}")
-    return interpolate(za[None], zb[None], walk_times(n_frames, loop=loop), mode)  # (1, z) x (T,) -> (T, z)
-
-
-def chain_latents(zs: torch.Tensor, n_frames: int = 32, mode: str = "slerp", *, loop: bool = False) -> torch.Tensor:
-    """A walk through K latents (K, z_dim), n_frames per leg, each meeting point once: ((K-1)(T-1)+1, z_dim);
-    with `loop` it goes on back to the first latent and leaves that last frame out (it wraps around)."""
-    if zs.ndim != 2 or len(zs) < 2:
-        raise ValueError(f"give at least two latents as (K, z_dim), got {tuple(zs.shape)}")
-    if loop:
-        zs = torch.cat([zs, zs[:1]])
-    legs = [walk_latents(a, b, n_frames, mode)[:-1] for a, b in zip(zs[:-1], zs[1:])]
-    return torch.cat(legs if loop else [*legs, zs[-1:]])
+    return path_latents(torch.stack([za, zb]), n_frames, mode, loop=loop)
 
 
 def interpolation_frames(
@@ -141,8 +140,8 @@ def seed_walk_frames(
     G: nn.Module, seeds: Sequence[int], n_frames: int = 32, mode: str = "slerp", truncation: float = 1.0,
     *, loop: bool = False,
 ) -> torch.Tensor:  # fmt: skip
-    """Frames of the walk through several seeds, n_frames per leg (see chain_latents): uint8 (T, C, H, W)."""
-    return generate(G, chain_latents(latents(list(seeds), G.z_dim, truncation), n_frames, mode, loop=loop))
+    """n_frames frames along the walk through several seeds (see path_latents): uint8 (T, C, H, W)."""
+    return generate(G, path_latents(latents(list(seeds), G.z_dim, truncation), n_frames, mode, loop=loop))
 
 
 def make_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2, pad_value: int = 255) -> np.ndarray:

@@ -19,6 +19,7 @@ from gan import (
     save_model,
     slerp,
 )
+from gan.sampling import generate, path_latents, seed_walk_frames, walk_latents
 
 from conftest import TINY
 
@@ -94,5 +95,20 @@ def test_load_refuses_pickle_and_bad_configs(G, tmp_path):
 
 
 def test_lerp_walk(G):
-    frames = interpolation_frames(G, 3, 4, n_frames=4, mode="lerp")
-    assert frames.shape == (4, 3, 16, 16) and torch.equal(frames[0], sample(G, [3])[0])
+    frames = interpolation_frames(G, 3, 4, n_frames=5, mode="lerp")
+    assert frames.shape == (5, 3, 16, 16) and torch.equal(frames[0], sample(G, [3])[0])
+    za, zb = latents([3, 4], G.z_dim)
+    assert torch.equal(frames[2], generate(G, (za + (zb - za) * 0.5)[None])[0])  # the middle: the formula's
+    assert torch.equal(frames[1], generate(G, (za + (zb - za) * 0.25)[None])[0])
+
+
+def test_walks_there_and_back_and_through_seeds(G):
+    za, zb, zc = latents([3, 4, 5], G.z_dim)
+    back = walk_latents(za, zb, 6, "slerp", loop=True)  # eased: t = 0, .25, .75, 1, .75, .25
+    assert torch.equal(back[0], za) and torch.equal(back[3], zb) and torch.allclose(back[1], back[5])
+    assert torch.allclose(back[1], slerp(za, zb, 0.25), atol=1e-6) and torch.allclose(back[2], back[4])
+    path = path_latents(torch.stack([za, zb, zc]), 5, "lerp")  # 5 frames over two legs: a, ab, b, bc, c
+    assert torch.equal(path[0], za) and torch.equal(path[2], zb) and torch.equal(path[4], zc)
+    assert torch.allclose(path[3], (zb + zc) / 2)
+    frames = seed_walk_frames(G, [3, 4, 5], 5, "lerp")
+    assert torch.equal(frames, generate(G, path))

@@ -172,7 +172,7 @@ class Job:
         if isinstance(ev, gan.Started):
             self.start_step = self.step = ev.step
             self.status = "stopping" if self.stop.is_set() else "running"
-            self.precision = getattr(ev, "precision_reason", None) or ev.precision
+            self.precision = ev.precision_reason or ev.precision
             where = f"resumed from step {ev.step}" if ev.resumed_from else "started"
             self.message = f"{where}: {ev.n_images:,} images, batch {ev.batch_size}, {ev.device}, {ev.precision}"
         elif isinstance(ev, gan.StepLog):
