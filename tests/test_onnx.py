@@ -494,13 +494,13 @@ def gradio_app(cats64, cache_root):
             html_template="<div><canvas></canvas><small data-gan-where></small></div>",
             js_on_load=(static / "gradio_on_load.js").read_text(),
             elem_id="gan-view",
-            module_url=f"/gradio_api/file={JS}",
-            model_url=f"/gradio_api/file={exp.path}",
+            module_url=f"gradio_api/file={JS}",  # relative: fine behind a root path
+            model_url=f"gradio_api/file={exp.path}",
             manifest=exp.manifest,
             payload=ox.interpolate_payload(cats64, 3, 7),
             controls={"t": "#interp-t"},
             server_image="#server-img",
-            ort_base=f"/gradio_api/file={ORT_DIST}/",
+            ort_base=f"gradio_api/file={ORT_DIST}/",
         )
         img = gr.Image(elem_id="server-img", label="server", format="png")
         view.submit(server_render, [t, a, b], [img], trigger_mode="always_last", api_name="interpolate_image")

@@ -1,6 +1,6 @@
 // GAN Lab: the generator runs in the visitor's browser (ONNX + onnxruntime-web, WebAssembly).
 //
-//   import * as gen from "/gradio_api/file=.../browser_gen.js";
+//   import * as gen from "gradio_api/file=.../browser_gen.js";
 //   const view = await gen.mountView(element, { modelUrl, manifest, payload, onServer });
 //   view.show({ t: 0.5 });            // z in JS from the payload, image into the canvas: {where: "browser", ms}
 //   view.mode                          // "browser" | "server" (the runtime or the model could not load)
@@ -14,8 +14,8 @@
 //   exp = gan.onnx_export.export_onnx(G)
 //   view = gr.HTML(html_template="<div><canvas></canvas><small data-gan-where></small></div>",
 //                  js_on_load=(STATIC_DIR / "gradio_on_load.js").read_text(),
-//                  module_url=f"/gradio_api/file={STATIC_DIR / 'browser_gen.js'}",
-//                  model_url=f"/gradio_api/file={exp.path}", manifest=exp.manifest,
+//                  module_url=f"gradio_api/file={STATIC_DIR / 'browser_gen.js'}",
+//                  model_url=f"gradio_api/file={exp.path}", manifest=exp.manifest,
 //                  payload=interpolate_payload(G, a, b, directions=dirs),
 //                  controls={"t": "#t", "amounts": ["#d1", "#d2"], "truncation": "#psi"},
 //                  server_image="#interp-image")
@@ -218,7 +218,7 @@ async function fetchChecked(url, integrity, kind, signal) {
  * -> {ok: true, ort, version, threads, base, ms} | {ok: false, reason, base}
  */
 export function loadRuntime(options = {}) {
-  const base = new URL(options.base || ORT_CDN, globalThis.location?.href).href;
+  const base = new URL(options.base || ORT_CDN, globalThis.document?.baseURI ?? globalThis.location?.href).href;
   if (!runtimes.has(base)) runtimes.set(base, loadRuntimeOnce(base, options));
   return runtimes.get(base);
 }
@@ -489,7 +489,7 @@ export function bindSlider(root, fn) {
 /**
  * Mount the view in a gr.HTML and drive it from the page's sliders (js_on_load: gradio_on_load.js). props:
  *   module_url   URL of this file (for js_on_load's import)
- *   model_url    URL of the .onnx (e.g. /gradio_api/file=<cache>/<hash>-gan-lab-onnx-1.onnx)
+ *   model_url    URL of the .onnx (e.g. gradio_api/file=<cache>/<hash>-gan-lab-onnx-1.onnx)
  *   manifest     gan.onnx_export manifest; payload: an *_payload dict (update it from Python; watched)
  *                model_url / manifest may change too (another model: reloaded; null: the server renders)
  *   controls     {param: CSS selector} of Gradio sliders (their elem_id): {t: "#interp-t"},

@@ -9,7 +9,7 @@ const untilLoaded = (ev) => {
   }
 };
 document.addEventListener("input", untilLoaded);
-import(props.module_url)
+import(new URL(props.module_url, document.baseURI).href) // relative URLs work behind a proxy's root path
   .then((m) => {
     document.removeEventListener("input", untilLoaded);
     return m.gradioView(element, props, trigger, watch);
