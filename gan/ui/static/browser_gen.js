@@ -317,6 +317,7 @@ export class BrowserGenerator {
       canvas.width = this.size;
       canvas.height = this.size;
     }
+    if (!canvas.style.imageRendering) canvas.style.imageRendering = "pixelated"; // crisp when CSS upscales it
     canvas.getContext("2d").putImageData(new ImageData(rgba, this.size, this.size), 0, 0);
     return { where: "browser", ms: performance.now() - t0 };
   }
