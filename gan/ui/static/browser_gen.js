@@ -231,14 +231,14 @@ async function loadRuntimeOnce(base, options) {
   }
   const ctl = new AbortController();
   const timer = setTimeout(() => ctl.abort(), options.timeoutMs ?? 60000);
-  let blobUrl = null;
   try {
     const [code, wasm] = await Promise.all([
       fetchChecked(new URL(ORT_FILES.module, base).href, integrity?.module, "text", ctl.signal),
       fetchChecked(new URL(ORT_FILES.wasm, base).href, integrity?.wasm, "arrayBuffer", ctl.signal),
     ]);
-    // the checked text becomes the module: import() itself cannot check an integrity hash
-    blobUrl = URL.createObjectURL(new Blob([code], { type: "text/javascript" }));
+    // the checked text becomes the module: import() itself cannot check an integrity hash (the blob
+    // URL stays alive: ort's worker threads, where allowed, load themselves from it)
+    const blobUrl = URL.createObjectURL(new Blob([code], { type: "text/javascript" }));
     const ort = await import(/* webpackIgnore: true */ blobUrl);
     const isolated = globalThis.crossOriginIsolated === true;
     const threads = options.numThreads ?? (isolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
@@ -249,7 +249,9 @@ async function loadRuntimeOnce(base, options) {
     return { ok: true, ort, version: ort.env.versions?.web ?? ORT_VERSION, threads: ort.env.wasm.numThreads, base,
              ms: performance.now() - t0 }; // prettier-ignore
   } catch (e) {
-    const why = ctl.signal.aborted ? "timed out" : e?.name === "TypeError" ? `${e.message} (blocked, offline or integrity mismatch)` : String(e?.message ?? e);
+    let why = String(e?.message ?? e);
+    if (ctl.signal.aborted) why = "timed out";
+    else if (e?.name === "TypeError") why += " (blocked, offline or integrity mismatch)";
     runtimes.delete(base); // a later call may try again (the network may come back)
     return { ok: false, base, reason: `onnxruntime-web could not load from ${base}: ${why}` };
   } finally {
