@@ -131,7 +131,8 @@ class Job:
 
     @property
     def alive(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
+        """Its thread runs and it has not ended (the thread's last act is to set `finished`)."""
+        return self.thread is not None and self.thread.is_alive() and self.finished is None
 
     def eta_s(self) -> float | None:
         if self.img_per_s <= 0 or self.status not in ("running", "stopping"):
@@ -289,11 +290,17 @@ class JobRunner:
             job.thread.start()
             return job
 
-    def _write_meta(self, job: Job, train_cfg: gan.TrainConfig, model_cfg: gan.ModelConfig | None = None) -> None:
+    def _write_meta(
+        self, job: Job, train_cfg: gan.TrainConfig, model_cfg: gan.ModelConfig | None = None, status: str | None = None
+    ) -> None:
         p = job.run_dir / META_NAME
         meta = json.loads(p.read_text()) if p.is_file() else {}
         meta.update(
-            name=job.name, data=asdict(job.spec), train_config=train_cfg.to_dict(), step=job.step, status=job.status
+            name=job.name,
+            data=asdict(job.spec),
+            train_config=train_cfg.to_dict(),
+            step=job.step,
+            status=status or job.status,
         )
         meta["data"]["paths"] = list(job.spec.paths)
         if model_cfg is not None:
@@ -316,13 +323,13 @@ class JobRunner:
             with job.lock:
                 job.status, job.message = "failed", f"Training failed: {type(e).__name__}: {e}"
                 job.version += 1
-        finally:
+        finally:  # the run folder first, then the job ends: a new run never meets a half-written folder
             with job.lock:
-                job.finished = time.time()
-                if job.status in ("starting", "running", "stopping"):  # iterator ended without Done
-                    job.status = "stopped"
+                final = "stopped" if job.status in ("starting", "running", "stopping") else job.status
+            self._write_meta(job, train_cfg, status=final)  # iterator ended without Done: "stopped"
+            with job.lock:
+                job.status, job.finished = final, time.time()
                 job.version += 1
-            self._write_meta(job, train_cfg)
 
     def stop(self) -> str:
         job = self.job
