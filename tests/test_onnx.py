@@ -498,7 +498,7 @@ def gradio_app(cats64, cache_root):
             model_url=f"gradio_api/file={exp.path}",
             manifest=exp.manifest,
             payload=ox.interpolate_payload(cats64, 3, 7),
-            controls={"t": "#interp-t"},
+            controls={"t": "#interp-t", "amounts": ["#hidden-direction"]},  # a slider not in the page counts 0
             server_image="#server-img",
             ort_base=f"gradio_api/file={ORT_DIST}/",
         )

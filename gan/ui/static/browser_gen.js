@@ -511,10 +511,18 @@ export async function gradioView(element, props, trigger, watch) {
     const el = q(sel);
     return el && (el.matches("input") ? el : el.querySelector("input[type=range]") || el.querySelector("input"));
   };
-  const read = (sel) => Number(inputOf(sel)?.value);
+  const read = (sel) => {
+    const input = inputOf(sel);
+    return input ? Number(input.value) : null;
+  };
   const readParams = () => {
+    // a slider that is not in the page (a hidden direction of a small model) counts 0 in a list, and
+    // a missing single control is left out (e.g. no truncation slider: the payload's own truncation)
     const p = {};
-    for (const [k, sel] of Object.entries(controls)) p[k] = Array.isArray(sel) ? sel.map(read) : read(sel);
+    for (const [k, sel] of Object.entries(controls)) {
+      if (Array.isArray(sel)) p[k] = sel.map((s) => read(s) ?? 0);
+      else if (read(sel) !== null) p[k] = read(sel);
+    }
     return p;
   };
   const selectors = Object.values(controls).flat();
@@ -523,12 +531,13 @@ export async function gradioView(element, props, trigger, watch) {
   // registered before anything is awaited: while the runtime loads, and for good if it cannot, moves go to the server
   const onInput = (ev) => {
     if (!selectors.some((sel) => q(sel)?.contains(ev.target))) return;
-    if (!view || view.mode !== "browser" || !view.payload) {
+    const params = readParams();
+    const ok = Object.values(params).flat().every(Number.isFinite);
+    if (!view || view.mode !== "browser" || !view.payload || !ok) {
       if (fallbackEvent) setTimeout(() => trigger(fallbackEvent), 0); // after Gradio has taken the slider's new value
       return;
     }
-    const params = readParams();
-    if (Object.values(params).flat().every(Number.isFinite)) view.show(params);
+    view.show(params);
   };
   document.addEventListener("input", onInput);
   view = await mountView(element, {
