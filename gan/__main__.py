@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import signal
 import sys
@@ -121,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--seeds", type=int, nargs="+", required=True, help="two or more seeds to walk through")
     i.add_argument("--frames", type=int, default=32, help="frames of the whole walk (all seeds)")
     i.add_argument("--mode", choices=["slerp", "lerp"], default="slerp", help="interpolation")
+    i.add_argument("--loop", action="store_true", help="eased there and back: an animation that wraps around")
     i.add_argument("--fps", type=float, default=16.0, help="frames per second")
     i.add_argument("--scale", type=int, default=2, help="integer upscaling of the frames")
     i.add_argument("--truncation", type=float, default=1.0, help="truncation psi")
@@ -154,7 +154,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .config import ModelConfig, TrainConfig
     from .data import load_images
     from .recipes import get_recipe
-    from .train import CKPT_NAME, Done, Rollback, Samples, Started, StepLog, event_dict, fit, load_checkpoint
+    from .runlog import LOG_NAME, RunLog
+    from .train import CKPT_NAME, Done, Rollback, Samples, Started, StepLog, fit, load_checkpoint
 
     out = Path(args.out)
     resume = None
@@ -211,9 +212,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         for ev in fit(None if resume else mcfg, tcfg, data, out_dir=out, resume=resume, stop=stop):
             if isinstance(ev, Started):
-                if log is None and os.environ.get("RANK", "0") == "0":  # rank 0 writes the log
-                    out.mkdir(parents=True, exist_ok=True)
-                    log = open(out / "log.jsonl", "a")
+                if log is None and is_main:  # rank 0 writes the log
+                    log = RunLog(out / LOG_NAME)
                 if not is_main:
                     continue
                 print(
@@ -241,9 +241,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                     print(f"model folder: {ev.model_dir}")
                 if ev.reason == "diverged":
                     rc = 3
-            if log is not None and not isinstance(ev, Samples):
-                log.write(json.dumps(event_dict(ev)) + "\n")
-                log.flush()
+            if log is not None:
+                log.write(ev)  # Samples are PNGs, not log lines
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
@@ -283,9 +282,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    import torch
 
-    from .sampling import MAX_SEED, generate, interpolate, latents, save_gif, save_video
+    from .sampling import MAX_SEED, save_gif, save_video, seed_walk_frames
 
     if len(args.seeds) < 2:
         print("error: --seeds needs at least two seeds", file=sys.stderr)
@@ -294,20 +292,17 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     if bad:
         print(f"error: seed {bad[0]} is out of range; every seed must be in 0..{MAX_SEED}", file=sys.stderr)
         return 2
-    if not len(args.seeds) <= args.frames <= 10_000:
-        print(f"error: --frames must be in {len(args.seeds)}..10000 (at least one frame per seed)", file=sys.stderr)
+    if not max(2, len(args.seeds)) <= args.frames <= 1024:
+        print(f"error: --frames must be in {max(2, len(args.seeds))}..1024 (at least one frame per seed)",
+              file=sys.stderr)  # fmt: skip
         return 2
     out = Path(args.out)
     if out.suffix.lower() not in (".gif", ".mp4"):
         print(f"error: --out {args.out}: the walk is written as .gif or .mp4; name the file so", file=sys.stderr)
         return 2
     G = _open_model(args.model, args.revision)
-    zs = latents(args.seeds, G.z_dim, args.truncation)  # (K, z)
-    # --frames in total, evenly along the path through all K seeds: u in [0, K-1], leg floor(u)
-    u = torch.linspace(0, len(zs) - 1, args.frames)
-    leg = u.floor().long().clamp(max=len(zs) - 2)
-    z = interpolate(zs[leg], zs[leg + 1], u - leg, args.mode)  # (frames, z); ends exactly on the seeds
-    frames = generate(G, z)
+    # --frames in total, evenly along the path through all the seeds (with --loop: there and back)
+    frames = seed_walk_frames(G, args.seeds, args.frames, args.mode, args.truncation, loop=args.loop)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".mp4":
         save_video(frames, out, fps=args.fps, scale=args.scale)

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +115,6 @@ class Done:
 
 
 Event = Started | StepLog | Samples | Metric | Checkpoint | Rollback | Done
-
-
-def event_dict(ev: Event) -> dict[str, Any]:
-    """An event as a JSON-able dict with its type name (the grid is left out)."""
-    d = {k: v for k, v in asdict(ev).items() if not isinstance(v, np.ndarray)}
-    return {"event": type(ev).__name__, **d}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -90,16 +90,16 @@ def test_walk_passes_through_every_seed(run):
     import torch
 
     from gan import load_model, sample
-    from gan.sampling import generate, interpolate, latents
+    from gan.sampling import seed_walk_frames
 
     d, _ = run
     G = load_model(d / "run/model")
-    zs = latents([1, 2, 3], G.z_dim)
-    u = torch.linspace(0, 2, 7)
-    leg = u.floor().long().clamp(max=1)
-    frames = generate(G, interpolate(zs[leg], zs[leg + 1], u - leg, "slerp"))
+    frames = seed_walk_frames(G, [1, 2, 3], 7)
     for i, seed in ((0, 1), (3, 2), (6, 3)):
         assert torch.equal(frames[i], sample(G, [seed])[0])
+    rc, out, err = cli("interpolate", "--model", d / "run/model", "--seeds", 1, 2, "--frames", 6, "--loop",
+                       "--out", d / "loop.gif")  # fmt: skip
+    assert rc == 0 and "6 frames" in out, err
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_walk_passes_through_every_seed(run):
         (("sample", "--seed", 0, "--out", "g.jpg"), "a grid is written as .png"),
         (("interpolate", "--seeds", 1, 2, "--out", "w.txt"), "written as .gif or .mp4"),
         (("interpolate", "--seeds", 1, -5, "--out", "w.gif"), "seed -5 is out of range"),
-        (("interpolate", "--seeds", 1, 2, 3, "--frames", 2, "--out", "w.gif"), "--frames must be in 3..10000"),
+        (("interpolate", "--seeds", 1, 2, 3, "--frames", 2, "--out", "w.gif"), "--frames must be in 3..1024"),
     ],
 )
 def test_output_and_seed_errors(run, args, message):
