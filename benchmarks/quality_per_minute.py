@@ -606,13 +606,15 @@ def report(args, cells: list[Cell]) -> str:
         + "\n".join(lines)
         + "\n\n"
         + _floor_line(results)
-        + "Sample grids of the median seed: "
-        + ", ".join(f"`benchmarks/results/quality_grids_{c.name}.jpg`" for c in cells)
-        + ".\n"
     )
-    atomic_write_text(Path(args.results).parent / "quality_table.md", text)
+    grids = []
     for c in cells:
-        _montage(summ, c.name, Path(args.results).parent / f"quality_grids_{c.name}.jpg")
+        path = Path(args.results).parent / f"quality_grids_{c.name}.jpg"
+        if _montage(summ, c.name, path):
+            grids.append(f"`benchmarks/results/{path.name}`")
+    if grids:
+        text += "Sample grids of each arm's median seed: " + ", ".join(grids) + ".\n"
+    atomic_write_text(Path(args.results).parent / "quality_table.md", text)
     return text
 
 
@@ -625,7 +627,7 @@ def _floor_line(results: Path) -> str:
             f"{r['swd']['swd_avg']:.1f} (`quality/real_vs_real.json`, `quality_per_minute.py floor`).\n\n")  # fmt: skip
 
 
-def _montage(summ: dict, cell: str, path: Path) -> None:
+def _montage(summ: dict, cell: str, path: Path) -> bool:
     """One labelled 6x6 crop of the median seed's sample grid per arm that has this cell."""
     from PIL import Image, ImageDraw
 
@@ -644,7 +646,7 @@ def _montage(summ: dict, cell: str, path: Path) -> None:
                         f"{c['steps'][c['seeds'].index(c['median_seed'])]} steps", fill="black")  # fmt: skip
         panels.append(panel)
     if not panels:
-        return
+        return False
     cols = min(4, len(panels))
     rows = math.ceil(len(panels) / cols)
     w, h = panels[0].size
@@ -655,6 +657,7 @@ def _montage(summ: dict, cell: str, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp.jpg")
     canvas.save(tmp, quality=88)
     tmp.replace(path)
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
