@@ -530,6 +530,7 @@ export async function gradioView(element, props, trigger, watch) {
   let view = null;
   // registered before anything is awaited: while the runtime loads, and for good if it cannot, moves go to the server
   const onInput = (ev) => {
+    if (!element.isConnected) return document.removeEventListener("input", onInput); // re-mounted elsewhere
     if (!selectors.some((sel) => q(sel)?.contains(ev.target))) return;
     const params = readParams();
     const ok = Object.values(params).flat().every(Number.isFinite);

@@ -4,6 +4,7 @@
 const selectors = Object.values(props.controls || {}).flat();
 const fallbackEvent = props.fallback_event === undefined ? "submit" : props.fallback_event;
 const untilLoaded = (ev) => {
+  if (!element.isConnected) return document.removeEventListener("input", untilLoaded);
   if (fallbackEvent && selectors.some((s) => document.querySelector(s)?.contains(ev.target))) {
     setTimeout(() => trigger(fallbackEvent), 0); // after Gradio has taken the slider's new value
   }
