@@ -62,8 +62,10 @@ def contrasty_generator() -> gan.Generator:
 
 
 def make_lab(root: Path, **settings) -> Lab:
+    """A Lab on `root`; its training thread runs one torch thread (tiny models: as fast, and the
+    tests do not oversubscribe a busy machine; test_training_thread_uses_every_core checks the default)."""
     warnings: list[str] = []
-    settings = Settings(weights_dir=root / "weights", runs_dir=root / "runs", **settings)
+    settings = Settings(weights_dir=root / "weights", runs_dir=root / "runs", **{"train_threads": 1, **settings})
     lab = Lab(settings, warn=warnings.append)
     lab.warnings = warnings
     return lab
@@ -400,6 +402,7 @@ def test_space_settings_and_pruning(tmp_path):
     assert (s.on_space, s.max_steps, s.max_upload, s.host, s.port) == (False, 1_000_000, "1024mb", "127.0.0.1", 7860)
     s = Settings.from_env({"SPACE_ID": "x", "GAN_MAX_STEPS": "300", "GAN_MAX_UPLOAD_MB": "50", "GAN_KEEP_RUNS": "3",
                            "GRADIO_SERVER_PORT": "8080", "HF_TOKEN": "hf_x", "GAN_ALLOW_OWNER_PUSH": "1"})  # fmt: skip
+    assert Settings.from_env({"GAN_TRAIN_THREADS": "3"}).train_threads == 3 and s.train_threads == 0
     assert (s.max_steps, s.max_upload, s.keep_runs, s.port, s.has_hf_token, s.allow_owner_push) == (
         300, "50mb", 3, 8080, True, True)  # fmt: skip
     assert "pushes **as the Space owner**" in token_note(s)
@@ -551,7 +554,7 @@ API = {  # the README's API table: endpoint -> its keyword parameters, in order
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
     gan.save_model(contrasty_generator(), root / "weights" / "tiny")
-    demo = build_app(Settings(weights_dir=root / "weights", runs_dir=root / "runs"))
+    demo = build_app(Settings(weights_dir=root / "weights", runs_dir=root / "runs", train_threads=1))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

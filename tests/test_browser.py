@@ -67,7 +67,10 @@ def url(tmp_path_factory):
             if isinstance(m, torch.nn.ConvTranspose2d):
                 m.weight.mul_(10)
     gan.save_model(G, root / "weights" / "tiny")
-    demo = build_app(Settings(weights_dir=root / "weights", runs_dir=root / "runs", train_defaults=TINY_TRAIN))
+    settings = Settings(
+        weights_dir=root / "weights", runs_dir=root / "runs", train_defaults=TINY_TRAIN, train_threads=1
+    )
+    demo = build_app(settings)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

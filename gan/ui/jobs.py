@@ -210,8 +210,9 @@ def history(run_dir: Path, upto: int) -> tuple[list[dict], list[dict]]:
 class JobRunner:
     """Starts, stops and reports the one training job of this process."""
 
-    def __init__(self, runs_dir: Path, keep_runs: int = 20):
+    def __init__(self, runs_dir: Path, keep_runs: int = 20, threads: int = 0):
         self.runs_dir, self.keep_runs = Path(runs_dir), keep_runs
+        self.threads = threads  # torch threads of the training thread (0: every core)
         self.job: Job | None = None
         self.lock = threading.Lock()
 
@@ -309,7 +310,7 @@ class JobRunner:
 
     def _run(self, job: Job, model_cfg, train_cfg: gan.TrainConfig, resume: Path | None) -> None:
         """The training thread: all cores for training, whatever thread count its starter had."""
-        set_threads(0)  # a thread inherits its parent's count: 1 if a render thread had just set 1
+        set_threads(self.threads)  # a thread inherits its parent's count: 1 if a render thread had just set 1
         try:
             with RunLog(job.run_dir / LOG_NAME) as log:  # the same log the command line writes
                 for ev in gan.fit(model_cfg, train_cfg, job.data, out_dir=job.run_dir, resume=resume, stop=job.stop):

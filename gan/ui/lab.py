@@ -42,7 +42,7 @@ class Lab:
         self.warn = warn  # shows a warning to the user (gr.Warning in the app)
         self.scratch = Scratch()
         self.models = Models(settings.weights_dir, settings.runs_dir, self.scratch)
-        self.runner = JobRunner(settings.runs_dir, settings.keep_runs)
+        self.runner = JobRunner(settings.runs_dir, settings.keep_runs, settings.train_threads)
         self.data_cache: tuple[tuple, gan.ImageData] | None = None
         self.data_lock = threading.Lock()
         self.last_sample: tuple = (None, None, None)  # (G, args, images): the grid and its gallery share a render

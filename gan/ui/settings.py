@@ -33,6 +33,7 @@ class Settings:
     max_steps: int | None = None  # GAN_MAX_STEPS: the longest run one Start may ask for (None: by on_space)
     max_upload_mb: int | None = None  # GAN_MAX_UPLOAD_MB: the largest file an upload may be (None: by on_space)
     keep_runs: int = 20  # GAN_KEEP_RUNS: older app run folders are deleted (0: keep all)
+    train_threads: int = 0  # GAN_TRAIN_THREADS: torch threads of the training job (0: every core)
     host: str = "127.0.0.1"  # GRADIO_SERVER_NAME (0.0.0.0 on a Space)
     port: int = 7860  # GRADIO_SERVER_PORT
     train_defaults: Mapping[str, Any] = field(default_factory=dict)  # initial Train tab values (tests: tiny)
@@ -58,6 +59,7 @@ class Settings:
             max_steps=_int(env, "GAN_MAX_STEPS", None),
             max_upload_mb=_int(env, "GAN_MAX_UPLOAD_MB", None),
             keep_runs=_int(env, "GAN_KEEP_RUNS", 20),
+            train_threads=_int(env, "GAN_TRAIN_THREADS", 0),
             host=env.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if on_space else "127.0.0.1"),
             port=_int(env, "GRADIO_SERVER_PORT", 7860),
         )
