@@ -420,6 +420,37 @@ def test_space_settings_and_pruning(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-run", "run3", "run4"]
 
 
+def test_launcher_passes_flags_and_environment(monkeypatch, tmp_path):
+    """app.py: flags win over GRADIO_SERVER_NAME / _PORT; a Space's upload limit reaches launch()."""
+    import app
+
+    seen = {}
+
+    class FakeDemo:
+        lab = type("L", (), {"runner": JobRunner(tmp_path)})()
+
+        def queue(self, **kw):
+            seen["queue"] = kw
+
+        def launch(self, **kw):
+            seen["launch"] = kw
+
+    monkeypatch.setattr(app, "build_app", lambda settings: seen.setdefault("settings", settings) and FakeDemo())
+    monkeypatch.setenv("SPACE_ID", "me/gan-lab")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "9999")
+    assert app.main(["--port", "8123", "--weights", str(tmp_path / "w"), "--runs", str(tmp_path / "r")]) == 0
+    s = seen["settings"]
+    assert (s.host, s.port, s.weights_dir, s.runs_dir, s.on_space) == ("0.0.0.0", 8123, tmp_path / "w", tmp_path / "r",
+                                                                       True)  # fmt: skip
+    assert {k: seen["launch"][k] for k in ("server_name", "server_port", "max_file_size")} == {
+        "server_name": "0.0.0.0", "server_port": 8123, "max_file_size": "200mb"}  # fmt: skip
+    assert seen["queue"] == {"default_concurrency_limit": 1}
+    monkeypatch.delenv("SPACE_ID")
+    seen.clear()
+    app.main(["--host", "127.0.0.2"])
+    assert (seen["settings"].host, seen["settings"].port) == ("127.0.0.2", 9999)
+
+
 # ---- the Hub panel -----------------------------------------------------------------------------------
 
 
