@@ -8,9 +8,12 @@ then renamed over the target, so a reader sees the old file or the new one, neve
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import shutil
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,8 +80,13 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp.mkdir()
     try:
         yield tmp
+        if path.exists() and _exchange(tmp, path):  # one atomic swap: tmp now holds the old folder
+            # a reader may still be inside the old folder (by handle): it is deleted a minute later
+            os.replace(tmp, path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.{int(time.time())}.old"))
+            _sweep_old(path)
+            return
         old = None
-        if path.exists():
+        if path.exists():  # no renameat2 here: two renames, a moment with no folder at `path`
             old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.old")
             os.replace(path, old)
         os.replace(tmp, path)
@@ -87,6 +95,35 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+OLD_GRACE_S = 60  # replaced folders are kept this long for readers that were inside them
+
+
+def _sweep_old(path: Path) -> None:
+    """Delete replaced versions of `path` older than OLD_GRACE_S."""
+    now = time.time()
+    for old in path.parent.glob(f".{path.name}.*.old"):
+        try:
+            stamp = int(old.name.rsplit(".", 2)[-2])
+        except ValueError:
+            stamp = 0
+        if now - stamp > OLD_GRACE_S:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with Linux renameat2(RENAME_EXCHANGE); False where unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0
 
 
 def cache_dir(sub: str = "") -> Path:

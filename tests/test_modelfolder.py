@@ -8,7 +8,7 @@ import pytest
 import torch
 from huggingface_hub import ModelCard
 
-from gan import Generator, ModelConfig, ModelLoadError, load_model, save_model
+from gan import Generator, ModelConfig, ModelLoadError, fileio, load_model, save_model
 from gan.card import CARD_TAGS
 from gan.modelfolder import load_folder
 
@@ -58,7 +58,16 @@ def test_readers_see_the_old_model_or_the_new_never_half(tmp_path):
             t.join()
     assert not errors, f"{type(errors[0]).__name__}: {errors[0]}"
     assert seen[0] > 0 and seen[1] > 0, seen
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"], "no temporary folders left behind"
+    # replaced versions wait OLD_GRACE_S for readers still inside them, then the next save sweeps them
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left[-1] == "model" and all(n.startswith(".model.") and n.endswith(".old") for n in left[:-1]), left
+    assert not list(tmp_path.glob("*.tmpdir")), "no temporary folders left behind"
+    fileio.OLD_GRACE_S = -1
+    try:
+        save_model(Generator(ModelConfig(image_size=16, channels=3, z_dim=16, g_width=8)), tmp_path / "model")
+    finally:
+        fileio.OLD_GRACE_S = 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors", "samples.png"]
 
 
