@@ -1,4 +1,4 @@
-"""Command line: `python -m gan train|sample|interpolate|eval|push|explore`.
+"""Command line: `python -m gan train|sample|interpolate|eval|export|push`.
 
 Every option of ModelConfig and TrainConfig is a flag of `train` (`--help` shows each default).
 Every `--model` takes a local model folder or a Hub repo id (user/name).
@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--inception-weights", default=None, help="path of the Inception-v3 weights file")
     e.add_argument("--write", action="store_true",
                    help="record the metrics in the model folder (metrics.json, the card); off by default")  # fmt: skip
+
+    x = sub.add_parser("export", help="export a generator to ONNX (batch axis dynamic, BatchNorm folded)",
+                       formatter_class=fmt)  # fmt: skip
+    x.add_argument("--model", required=True, help="model folder or Hub repo id")
+    x.add_argument("--onnx", required=True, help="output file, .onnx; checked against PyTorch with onnxruntime")
+    x.add_argument("--revision", default=None, help="Hub revision")
 
     u = sub.add_parser("push", help="push a model folder to the Hugging Face Hub", formatter_class=fmt)
     u.add_argument("--model", required=True, help="model folder (or repo id to copy)")
@@ -327,6 +333,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .onnx_export import OnnxExportError, export_onnx_file
+
+    G = _open_model(args.model, args.revision)
+    try:
+        print(export_onnx_file(G, args.onnx))
+    except OnnxExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_push(args: argparse.Namespace) -> int:
     from .hub import push_to_hub
 
@@ -344,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {
         "train": cmd_train, "sample": cmd_sample, "interpolate": cmd_interpolate,
-        "eval": cmd_eval, "push": cmd_push,
+        "eval": cmd_eval, "push": cmd_push, "export": cmd_export,
     }[args.cmd]  # fmt: skip
     try:
         return handler(args)

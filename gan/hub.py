@@ -14,6 +14,7 @@ anonymous (what a public Space passes for its visitors' reads), or a token strin
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -61,6 +62,9 @@ __all__ = [
 
 MAX_REPO_FILES = 64  # a GAN Lab model repo holds a handful; more and it is something else
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+log = logging.getLogger(__name__)
+ONNX_FILE = "model.onnx"  # pushed beside the weights (gan.onnx_export.ONNX_FILE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,6 +248,12 @@ def _stage(model_or_dir: Any, stage: Path, token: Token) -> ModelConfig:
     else:
         raise HubError(f"push a Generator, a model folder or a repo id, not a {type(model_or_dir).__name__}")
     G = load_model(stage)  # the same strict check a downloader will run
+    from .onnx_export import OnnxExportError, write_onnx_into
+
+    try:  # model.onnx: for the Hub page and browsers; loading never uses it (always from the weights)
+        write_onnx_into(G, stage)
+    except OnnxExportError as e:
+        log.warning("pushing without model.onnx: %s", e)
     if not (stage / "samples.png").exists():
         save_png(make_grid(sample(G, range(64))), stage / "samples.png")
     return G.config
@@ -349,8 +359,8 @@ def push_to_hub(
                 folder_path=stage,
                 token=token,
                 commit_message=commit_message or f"Upload GAN Lab model ({cfg.image_size}px, z {cfg.z_dim})",
-                allow_patterns=MODEL_FILES,
-                delete_patterns=MODEL_FILES,
+                allow_patterns=[*MODEL_FILES, ONNX_FILE],
+                delete_patterns=[*MODEL_FILES, ONNX_FILE],  # an old model.onnx never outlives its weights
             ),
             **call,
         )

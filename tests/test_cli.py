@@ -121,6 +121,25 @@ def test_output_and_seed_errors(run, args, message):
     assert not (d / "w.txt").exists() and not (d / "g.jpg").exists()
 
 
+def test_export_onnx(run):
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from gan import latents, load_model
+
+    d, _ = run
+    rc, out, err = cli("export", "--model", d / "run/model", "--onnx", d / "g.onnx")
+    assert rc == 0, err
+    G = load_model(d / "run/model")
+    z = latents(range(3), G.z_dim)
+    (img,) = ort.InferenceSession(str(d / "g.onnx")).run(None, {"z": z.numpy()})
+    with torch.no_grad():
+        assert np.abs(img - G(z).numpy()).max() < 1e-3
+    rc, out, err = cli("export", "--model", d / "run/model", "--onnx", d / "g.txt")
+    assert rc == 2 and "must end in .onnx" in err
+
+
 def test_eval_writes_nothing_unless_asked(run):
     d, _ = run
     model = d / "run/model"

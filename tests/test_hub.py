@@ -31,6 +31,7 @@ from gan import (
     ModelLoadError,
     TrainConfig,
     fit,
+    latents,
     load_files,
     load_images,
     sample,
@@ -92,9 +93,19 @@ def test_push_then_pull_gives_the_same_images(hub, capsys, caplog):
     G = generator(0)
     url = push_to_hub(G, "alice/tiny-gan", token=ALICE)
     assert url == hub.repo_url("alice/tiny-gan")
-    assert set(hub.files("alice/tiny-gan")) == {".gitattributes", "config.json", "model.safetensors",
-                                                 "README.md", "samples.png"}  # fmt: skip
+    files = hub.files("alice/tiny-gan")
+    assert set(files) == {".gitattributes", "config.json", "model.safetensors", "README.md", "samples.png",
+                          "model.onnx"}  # fmt: skip
+    # model.onnx travels with the weights and computes the same images (onnxruntime, as a Hub user would)
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(files["model.onnx"], providers=["CPUExecutionProvider"])
+    z = latents(range(4), G.z_dim)
+    (img,) = sess.run(None, {"z": z.numpy()})
+    with torch.no_grad():
+        assert np.abs(img - G.eval()(z).numpy()).max() < 1e-3
     G2 = load_model("alice/tiny-gan")  # public: no token needed
+    assert not (G2.folder / "model.onnx").exists()  # loading never downloads (or uses) it
     assert torch.equal(sample(G, range(8)), sample(G2, range(8)))
     assert G2.commit == hub.repo("alice/tiny-gan").branches["main"] and G2.source == "alice/tiny-gan"
     # the second load is served from the cache: no file is downloaded again
