@@ -262,7 +262,7 @@ def test_arithmetic_gives_four_images(lab):
 
 
 def test_training_grows_loss_table_and_grid(lab):
-    msg = ep.train(lab, **TINY_TRAIN, steps=20)
+    msg = ep.train(lab, **TINY_TRAIN, steps=20, preview_every=10)
     assert msg.startswith("Started `") and "20 steps on 2048 images used from synthetic shapes" in msg
     lengths: list[int] = []
     state = wait_for(lab, lambda s: lengths.append(len(s["losses"])) or s["status"] == "finished", 90)

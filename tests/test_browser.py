@@ -46,7 +46,9 @@ expect = sync_api.expect
 from gan.ui import Settings, build_app, launch_options  # noqa: E402
 
 TINY = gan.ModelConfig(image_size=16, z_dim=16, g_width=8, d_width=8)
-TINY_TRAIN = dict(image_size=16, steps=3000, batch_size=16, g_width=8, d_width=8, z_dim=16, precision="fp32")
+TINY_TRAIN = dict(
+    image_size=16, steps=3000, batch_size=16, g_width=8, d_width=8, z_dim=16, precision="fp32", preview_every=20
+)
 
 
 class Url(str):
@@ -189,7 +191,7 @@ def test_training_plot_grows_then_stop(page, url):
         assert value == pytest.approx(rows[step]["loss_d" if series == "D loss" else "loss_g"], rel=1e-6)
     probs = plotted(page, "prob-plot")
     assert probs and all(0 <= v <= 1 for v in probs.values())
-    expect(page.locator("#live-grid img")).to_be_visible(timeout=60_000)  # the first preview: step 150
+    expect(page.locator("#live-grid img")).to_be_visible(timeout=60_000)  # a preview every 20 steps
     shot(page, "tab-train-running")
 
     page.reload()  # a reloaded page reattaches to the running job

@@ -124,7 +124,9 @@ def _options_ui(td: dict, auto_precision: str) -> list:
         with gr.Row():
             xflip = gr.Checkbox(recipe.xflip, label="Mirror images (off for digits and text)")
             seed = gr.Number(0, label="Seed", precision=0, minimum=0)
-            preview_every = gr.Number(0, label="Preview every N steps (0 = auto)", precision=0, minimum=0)
+            preview_every = gr.Number(
+                td.get("preview_every", 0), label="Preview every N steps (0 = auto)", precision=0, minimum=0
+            )
             max_minutes = gr.Number(0, label="Time limit in minutes (0 = none)", minimum=0, maximum=1e6)
     return [
         steps,
