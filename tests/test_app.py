@@ -330,6 +330,20 @@ def test_upload_zip_and_loose_files_with_a_broken_one(lab, tmp_path):
     assert len(data) == 8 and data.report.source == "pics.zip + 2 uploaded files"
 
 
+def test_train_on_a_hub_dataset(hub_lab):
+    lab, hub = hub_lab
+    files = {}
+    for i in range(5):
+        buf = io.BytesIO()
+        Image.new("RGB", (24, 24), (50 * i, 80, 120)).save(buf, format="PNG")
+        files[f"train/{i}.png"] = buf.getvalue()
+    hub.add_files("alice/squares", files, repo_type="dataset")
+    msg = ep.train(lab, **{**TINY_TRAIN, "source": "hub"}, folder="alice/squares", steps=2)
+    assert "5 images used from hf://datasets/alice/squares" in msg
+    state = wait_for(lab, lambda s: s["status"] == "finished")
+    assert state["step"] == 2 and state["data"].startswith("5 images used from hf://datasets/alice/squares")
+
+
 def test_data_sources_say_what_they_need(lab, tmp_path):
     with pytest.raises(AppError) as e:
         ep.data_spec(lab, "upload", [], "", 32, 3)
