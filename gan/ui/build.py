@@ -10,6 +10,7 @@ from __future__ import annotations
 import gradio as gr
 
 from gan.device import choose_precision, resolve_device
+from gan.hub import is_repo_id
 
 from . import hub_panel, tab_explore, tab_interpolate, tab_sample, tab_train
 from .lab import Lab
@@ -41,7 +42,7 @@ def refresh_models(lab: Lab, current: str | None) -> gr.Dropdown:
     """The picker's choices afresh (models may have been trained since the page was built)."""
     choices = lab.models.choices()
     values = [v for _, v in choices]
-    keep = current in values or (current and tab_train.ep.is_repo_id(current))
+    keep = current in values or (current and is_repo_id(current))
     return gr.Dropdown(choices=choices, value=current if keep else lab.models.default())
 
 
@@ -111,12 +112,10 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
             model,
             [info, model_zip, sample.notice, interp.notice, explore.notice],
         )
-        views = [
-            *tab_interpolate.render_steps(interp, lab, model)[:1],  # the sliders first: the image reads them
-            *tab_sample.render_steps(sample, lab, model),
-            *tab_interpolate.render_steps(interp, lab, model)[1:],
-            *tab_explore.render_steps(explore, lab, model),
-        ]
+        sliders, interp_image = tab_interpolate.render_steps(interp, lab, model)
+        # the sliders first (reset to 0; the images read them), then the open tab's grid, then the rest
+        views = [sliders, *tab_sample.render_steps(sample, lab, model), interp_image,
+                 *tab_explore.render_steps(explore, lab, model)]  # fmt: skip
         chain(model.change(*widgets, **private), views)
         rescan.click(lambda key: refresh_models(lab, key), model, model, **private).then(*widgets, **private)
         chain(

@@ -14,6 +14,7 @@ import gradio as gr
 import pandas as pd
 
 from gan.config import AUGMENTS, LOSSES, PRECISIONS
+from gan.hub import is_repo_id
 
 from . import endpoints as ep
 from .common import USER_ERRORS
@@ -237,7 +238,7 @@ def panel(ui: TrainUI, lab: Lab, model: gr.Dropdown, drawn: dict | None, current
     choices = lab.models.choices()
     values = [v for _, v in choices]
     if force or drawn.get("models") != values:  # a run finished: offer its model
-        keep = current if current and (current in values or ep.is_repo_id(current)) else None
+        keep = current if current and (current in values or is_repo_id(current)) else None
         out[model] = gr.Dropdown(choices=choices, value=keep or lab.models.default())
     drawn.update(key=key, models=values)
     out[ui.drawn] = drawn
