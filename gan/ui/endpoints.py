@@ -78,9 +78,9 @@ def _gif_scale(imgs: torch.Tensor) -> int:
 
 
 def walk(
-    lab: Lab, model: str | None, seed_a: int, seed_b: int, frames: int = 32, mode: str = "slerp", truncation: float
-    = 1.0, fps: float = 12, loop: bool = True, d1: float = 0.0, d2: float = 0.0, d3: float = 0.0, d4: float = 0.0,
-    d5: float = 0.0,
+    lab: Lab, model: str | None, seed_a: int, seed_b: int, frames: int = 32, mode: str = "slerp",
+    truncation: float = 1.0, fps: float = 12, loop: bool = True,
+    d1: float = 0.0, d2: float = 0.0, d3: float = 0.0, d4: float = 0.0, d5: float = 0.0,
 ) -> tuple[str, str | None, list[str]]:  # fmt: skip
     """The walk from seed A to seed B (eased there and back, with loop) as an animated GIF and an MP4."""
     frames = clamp_int("frames", frames, 2, 256)
@@ -105,8 +105,10 @@ def walk(
 
 
 def explore(
-    lab: Lab, model: str | None, seed: int, a1: float = 0.0, a2: float = 0.0, a3: float = 0.0, a4: float = 0.0, a5:
-    float = 0.0, a6: float = 0.0, a7: float = 0.0, a8: float = 0.0, truncation: float = 1.0,
+    lab: Lab, model: str | None, seed: int,
+    a1: float = 0.0, a2: float = 0.0, a3: float = 0.0, a4: float = 0.0,
+    a5: float = 0.0, a6: float = 0.0, a7: float = 0.0, a8: float = 0.0,
+    truncation: float = 1.0,
 ) -> np.ndarray:  # fmt: skip
     """Seed's image moved along the model's principal directions 1..8 by a1..a8 (in σ; all 0 = the seed's
     own image, as `sample` draws it)."""
@@ -123,8 +125,8 @@ def _corners(seed_tl: Any, seed_tr: Any, seed_bl: Any, seed_br: Any, mode: str) 
 
 
 def plane(
-    lab: Lab, model: str | None, seed_tl: int, seed_tr: int, seed_bl: int, seed_br: int, u: float = 0.5, v: float =
-    0.5, mode: str = "slerp", truncation: float = 1.0,
+    lab: Lab, model: str | None, seed_tl: int, seed_tr: int, seed_bl: int, seed_br: int, u: float = 0.5,
+    v: float = 0.5, mode: str = "slerp", truncation: float = 1.0,
 ) -> np.ndarray:  # fmt: skip
     """The image at (u, v) of the plane spanned by four corner seeds (top-left, top-right, bottom-left,
     bottom-right); u runs left to right, v top to bottom, both in [0, 1]."""
@@ -309,9 +311,9 @@ def ema_override(choice: str) -> dict[str, float]:
 
 def train(
     lab: Lab, source: str = "synthetic", files: list[str] | None = None, folder: str = "", image_size: int = 32,
-    channels: int = 3, steps: int = 1500, batch_size: int = 32, lr: float = 2e-4, loss: str = "bce", augment: str =
-    "diffaugment", ema: str = "auto", precision: str = "auto", g_width: int = 32, d_width: int = 32, z_dim: int =
-    100, xflip: bool = True, seed: int = 0, preview_every: int = 0, max_minutes: float = 0.0,
+    channels: int = 3, steps: int = 1500, batch_size: int = 32, lr: float = 2e-4, loss: str = "bce",
+    augment: str = "diffaugment", ema: str = "auto", precision: str = "auto", g_width: int = 32, d_width: int = 32,
+    z_dim: int = 100, xflip: bool = True, seed: int = 0, preview_every: int = 0, max_minutes: float = 0.0,
 ) -> str:  # fmt: skip
     """Start a training run in the background (one per server); follow it with `progress`."""
     lab.runner.check_idle()
