@@ -92,7 +92,12 @@ def run_exact(out: Path, per_rank: int) -> None:
 if __name__ == "__main__":
     torch.set_num_threads(1)
     mode, out = sys.argv[1], Path(sys.argv[2])
-    if mode in ("fit", "both"):
+    if mode == "both":  # keep the process group for the exact run (re-initialising it hangs)
+        keep = dist_util.teardown
+        dist_util.teardown = lambda ctx: None
+        run_fit(out)
+        dist_util.teardown = keep
+    elif mode == "fit":
         run_fit(out)
     if mode in ("exact", "both"):
         run_exact(out, int(sys.argv[3]))
