@@ -452,8 +452,9 @@ PRIORITY = ["xflip", "textbook", "hinge_sn", "b32", "diffaug", "ema", "w32", "ou
 
 def plan(results: Path, cells: list[Cell]) -> list[tuple[str, int, str]]:
     """(arm, seed, cell) still to do, in order: every arm at seed 0 for the first time cell; then
-    seeds 1-2 for today's recipe, the textbook and the three best arms so far; then the other arms'
-    seeds; then the later time cells; then the step cells the time runs did not reach."""
+    seeds 1-2 for today's recipe and the three best arms so far (the candidates to replace it);
+    then the other arms' seeds (the textbook's ~85 steps of grey noise among them); then the later
+    time cells; then the step cells the time runs did not reach."""
     all_arms = arms()
     order = [a for a in PRIORITY if a in all_arms] + [a for a in all_arms if a not in PRIORITY]
     time_cells = [c.name for c in cells if c.cpu_s is not None]
@@ -461,8 +462,9 @@ def plan(results: Path, cells: list[Cell]) -> list[tuple[str, int, str]]:
     first = time_cells[0] if time_cells else step_cells[0]
     done = {(r["arm"], r["seed"], r["cell"]): r for r in load_results(results)}
     seed0 = {a: done[(a, 0, first)]["swd"]["swd_avg"] for a in order if (a, 0, first) in done}
-    best = sorted(seed0, key=seed0.get)[:3]
-    key = [a for a in ["xflip", "textbook", *best] if a in all_arms]
+    recipe = cpu_recipe_arm() or "xflip"
+    best = [a for a in sorted(seed0, key=seed0.get) if a != recipe][:3]
+    key = [a for a in [recipe, *best] if a in all_arms]
     key = list(dict.fromkeys(key))
     rest = [a for a in order if a not in key]
     items: list[tuple[str, int, str]] = []
