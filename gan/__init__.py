@@ -15,10 +15,13 @@ from .sampling import (
     latents,
     lerp,
     make_grid,
+    path_latents,
     sample,
     save_gif,
     save_png,
+    seed_walk_frames,
     slerp,
+    walk_latents,
 )
 from .train import (
     Checkpoint,
@@ -36,7 +39,8 @@ __all__ = [
     "Checkpoint", "CheckpointError", "ConfigError", "DataError", "DatasetReport", "Discriminator",
     "Done", "Generator", "HubError", "ImageData", "Limits", "Metric", "ModelConfig", "ModelLoadError",
     "Rollback", "Samples", "Started", "StepLog", "TrainConfig", "fit", "interpolation_frames",
-    "latents", "lerp", "load_files", "load_hub_dataset", "load_images", "load_model", "make_grid", "make_synthetic",
-    "push_to_hub", "sample", "save_gif", "save_model", "save_png", "slerp",
+    "latents", "lerp", "load_files", "load_hub_dataset", "load_images", "load_model", "make_grid",
+    "make_synthetic", "path_latents", "push_to_hub", "sample", "save_gif", "save_model", "save_png",
+    "seed_walk_frames", "slerp", "walk_latents",
 ]  # fmt: skip
 __version__ = "0.1.0"

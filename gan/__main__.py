@@ -191,12 +191,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # the data source is recorded in the run, so `--resume` alone reads the same images again
     source = args.data or tcfg.extra.get("data", "synthetic")
     n_synth = args.n_synthetic or tcfg.extra.get("n_synthetic", 2048)
-    if source.startswith("hf://"):
-        from .hub import load_hub_dataset
-
-        data = load_hub_dataset(source, mcfg.image_size, mcfg.channels)
-    else:
-        data = load_images(source, mcfg.image_size, mcfg.channels, n_synthetic=n_synth, seed=tcfg.seed)
+    data = load_images(source, mcfg.image_size, mcfg.channels, n_synthetic=n_synth, seed=tcfg.seed)  # hf:// too
     extra = {"data": str(source)} | ({"n_synthetic": n_synth} if source == "synthetic" else {})
     tcfg = tcfg.replace(extra={**tcfg.extra, **extra})
     is_main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 talks

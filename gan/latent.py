@@ -379,16 +379,6 @@ def arithmetic_images(
     return generate(G, z)
 
 
-def interpolate_latents(z1: torch.Tensor, z2: torch.Tensor, n_frames: int = 32, mode: str = "slerp") -> torch.Tensor:
-    """The walk from z1 to z2 (each (z_dim,)), both ends included: (n_frames, z_dim)."""
-    if z1.shape != z2.shape or z1.ndim != 1:
-        raise ValueError(f"z1 and z2 must both be (z_dim,), got {tuple(z1.shape)} and {tuple(z2.shape)}")
-    if not 2 <= n_frames <= 512:
-        raise ValueError(f"n_frames must be in 2..512, got {n_frames}")
-    t = torch.linspace(0, 1, n_frames)[:, None]  # (T, 1): sampling.lerp does not reshape a 1-D t
-    return interpolate(z1[None], z2[None], t, mode)  # (1, z_dim) x (T, 1) -> (T, z_dim)
-
-
 # ---------------------------------------------------------------------------------------------
 # inversion: find z whose image matches a photo
 

@@ -192,12 +192,14 @@ def test_arithmetic_and_walk(G):
     with pytest.raises(ValueError, match="empty"):
         L.arithmetic(G, [], [1], [2])
 
+    from gan.sampling import walk_latents
+
     z1, z2 = latents([1, 2], TINY.z_dim)
-    walk = L.interpolate_latents(z1, z2, 9)
+    walk = walk_latents(z1, z2, 9)
     assert walk.shape == (9, TINY.z_dim)
     torch.testing.assert_close(walk[0], z1)
     torch.testing.assert_close(walk[-1], z2)
-    torch.testing.assert_close(L.interpolate_latents(z1, z2, 3, "lerp")[1], (z1 + z2) / 2)
+    torch.testing.assert_close(walk_latents(z1, z2, 3, "lerp")[1], (z1 + z2) / 2)
 
 
 def test_prepare_image():
