@@ -242,12 +242,28 @@ def available_cores() -> int:
     return max(1, n)
 
 
+def default_threads() -> int:
+    """Threads for one training process: $OMP_NUM_THREADS when set, else the available cores
+    shared among the processes torchrun started on this machine ($LOCAL_WORLD_SIZE)."""
+    try:
+        omp = int(os.environ.get("OMP_NUM_THREADS", "0"))
+    except ValueError:
+        omp = 0
+    if omp > 0:
+        return omp
+    try:
+        local_world = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local_world = 1
+    return max(1, available_cores() // local_world)
+
+
 def set_threads(n: int = 0) -> int:
     """Set torch's intra-op threads for the calling thread explicitly and return the count:
-    `n`, or every available core when n == 0. A worker thread inherits whatever count its parent
+    `n`, or default_threads() when n == 0. A worker thread inherits whatever count its parent
     had when it started (1, if a render thread had just set 1), so the training thread calls this
     itself instead of trusting the default."""
-    n = int(n) if n and n > 0 else available_cores()
+    n = int(n) if n and n > 0 else default_threads()
     torch.set_num_threads(n)
     return n
 

@@ -21,7 +21,8 @@ TINY = ModelConfig(image_size=16, channels=3, z_dim=16, g_width=8, d_width=8)
 
 
 def tiny_train(**kw) -> TrainConfig:
-    base = dict(steps=6, batch_size=16, log_every=1, sample_every=0, checkpoint_every=0, n_sample=4)
+    # one thread: fit sets its count explicitly (0 would mean every core) and tiny models gain nothing
+    base = dict(steps=6, batch_size=16, log_every=1, sample_every=0, checkpoint_every=0, n_sample=4, threads=1)
     base.update(kw)
     return TrainConfig(**base)
 

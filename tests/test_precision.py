@@ -71,10 +71,18 @@ def test_default_precision_is_auto_and_matches_this_cpu(tmp_path):
         assert choose_precision("auto", "cpu").precision == "fp32"
 
 
-def test_set_threads():
+def test_set_threads(monkeypatch):
+    from gan.device import available_cores
+
     before = torch.get_num_threads()
     try:
         assert set_threads(1) == 1 and torch.get_num_threads() == 1
-        assert set_threads(0) >= 1
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+        assert set_threads(0) == available_cores() == torch.get_num_threads()
+        monkeypatch.setenv("LOCAL_WORLD_SIZE", str(available_cores() * 2))  # torchrun, more ranks than cores
+        assert set_threads(0) == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own choice wins
+        assert set_threads(0) == 3
     finally:
         torch.set_num_threads(before)

@@ -184,10 +184,11 @@ def test_non_finite_weights_are_never_exported(tmp_path, shapes, monkeypatch):
     assert all(torch.isfinite(v.float()).all() for v in weights.values())
 
 
-def test_training_thread_sets_its_own_thread_count(tmp_path, shapes):
+def test_training_thread_sets_its_own_thread_count(tmp_path, shapes, monkeypatch):
     """A thread started while its parent had set 1 thread inherits 1; fit sets the count itself."""
     from gan.device import available_cores
 
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     seen = {}
 
     def worker():
