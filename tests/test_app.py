@@ -600,8 +600,8 @@ API = {  # the README's API table: endpoint -> its keyword parameters, in order
         "max_minutes",
     ],  # fmt: skip
     "/progress": ["since"],
-    "/stop": [],
-    "/resume": ["run", "steps"],
+    "/stop": ["key"],  # key: optional (issue 15), the run key a starting page keeps
+    "/resume": ["run", "steps", "key"],
 }
 
 

@@ -31,11 +31,14 @@ def auto_precision_reason() -> str:
 
 
 def model_widgets(lab: Lab, key: str | None):
-    """Model info, its zip download and the three no-model notices, for a picker value."""
+    """Model info, its zip download, the three no-model notices and the Hub panel's message, for a
+    picker value (a Hub repo id typed in is loaded and checked now: hub_panel.check_choice)."""
     has_any = lab.models.default() is not None
+    problem, hub_msg = hub_panel.check_choice(lab, key)
     z = lab.models.zip(key) if key else None
-    info = lab.models.info(key) if key else (NO_MODEL if not has_any else "Pick a model.")
-    return (info, gr.DownloadButton(value=z, visible=z is not None), *[gr.Markdown(visible=not has_any)] * 3)
+    info = problem or (lab.models.info(key) if key else (NO_MODEL if not has_any else "Pick a model."))
+    notices = [gr.Markdown(visible=not has_any)] * 3
+    return (info, gr.DownloadButton(value=z, visible=z is not None), *notices, hub_msg or gr.skip())
 
 
 def refresh_models(lab: Lab, current: str | None) -> gr.Dropdown:
@@ -110,7 +113,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
         widgets = (
             lambda key: model_widgets(lab, key),
             model,
-            [info, model_zip, sample.notice, interp.notice, explore.notice],
+            [info, model_zip, sample.notice, interp.notice, explore.notice, hub.status],
         )
         sliders, interp_image = tab_interpolate.render_steps(interp, lab, model)
         # the sliders first (reset to 0; the images read them), then the open tab's grid, then the rest
@@ -120,7 +123,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
         rescan.click(lambda key: refresh_models(lab, key), model, model, **private).then(*widgets, **private)
         chain(
             demo.load(lambda key: refresh_models(lab, key), model, model, **private),
-            [widgets, tab_train.redraw_step(train, lab, model), *views],
+            [widgets, tab_train.redraw_step(train, lab, model), tab_train.reattach_step(train, lab, tabs), *views],
         )
 
     demo.lab = lab

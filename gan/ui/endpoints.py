@@ -28,6 +28,7 @@ from .common import MAX_SEED, AppError, clamp_int, parse_seeds, scrub, slug, to_
 from .jobs import DataSpec, history
 from .lab import Lab
 from .models import RUN_PREFIX
+from .ownership import check_control
 
 INVERT_STEPS = 150  # default optimisation steps of a photo inversion: seconds on a CPU
 PLANE_N = 5  # the seed plane's overview grid is PLANE_N x PLANE_N
@@ -314,12 +315,20 @@ def train(
     channels: int = 3, steps: int = 1500, batch_size: int = 32, lr: float = 2e-4, loss: str = "bce",
     augment: str = "diffaugment", ema: str = "auto", precision: str = "auto", g_width: int = 32, d_width: int = 32,
     z_dim: int = 100, xflip: bool = True, seed: int = 0, preview_every: int = 0, max_minutes: float = 0.0,
+    session: str | None = None,
 ) -> str:  # fmt: skip
-    """Start a training run in the background (one per server); follow it with `progress`."""
+    """Start a training run in the background (one per server); follow it with `progress`. On a Space
+    the run belongs to the starting session (`session`, Gradio's; not an API parameter): only it may
+    stop or resume the run."""
     lab.runner.check_idle()
     steps = clamp_int("steps", steps, 1, lab.settings.max_steps)
     seed = clamp_int("seed", seed, 0, 2**31 - 1)
+    minutes, capped = capped_minutes(lab, max_minutes)
     spec = data_spec(lab, source, files, folder, image_size, channels, seed)
+    form = dict(source=source, image_size=spec.image_size, channels=spec.channels, steps=steps,
+                batch_size=batch_size, lr=lr, loss=loss, augment=augment, ema=ema, precision=precision,
+                g_width=g_width, d_width=d_width, z_dim=z_dim, xflip=bool(xflip), seed=seed,
+                preview_every=preview_every, max_minutes=minutes)  # fmt: skip
     model_cfg, train_cfg = get_recipe("cpu").configs(
         image_size=spec.image_size,
         channels=spec.channels,
@@ -335,7 +344,7 @@ def train(
         precision=precision,
         xflip=bool(xflip),
         seed=seed,
-        max_minutes=float(max_minutes or 0.0),
+        max_minutes=minutes,
         n_sample=64 if spec.image_size <= 64 else 36,
         extra={"data": spec.describe()},
         **schedule(steps, int(preview_every or 0)),
@@ -347,31 +356,59 @@ def train(
             lab.warn(choice.warning)
     data = lab.data(spec)
     label = f"{slug(Path(spec.describe()).stem if spec.kind != 'synthetic' else 'shapes')}-{spec.image_size}px"
-    job = lab.runner.start(model_cfg, train_cfg, data, spec, lab.runner.new_run_dir(label))
+    job = lab.runner.start(model_cfg, train_cfg, data, spec, lab.runner.new_run_dir(label), session=session, form=form)
     return (
-        f"Started `{job.name}`: {steps} steps on {job.data_summary}. Watch it here (or poll the `progress` endpoint)."
+        f"Started `{job.name}`: {steps} steps on {job.data_summary}{capped}. Watch it here (or poll the "
+        "`progress` endpoint)."
     )
 
 
-def resume(lab: Lab, run: str, steps: int) -> str:
-    """Continue a stopped (or finished) run from its checkpoint, up to `steps` steps in total."""
+def capped_minutes(lab: Lab, asked: Any) -> tuple[float, str]:
+    """A run's time limit in minutes (0: none) within GAN_MAX_MINUTES, and a note when it was capped."""
+    try:
+        m = float(asked or 0.0)
+    except (TypeError, ValueError):
+        raise AppError(f"max_minutes must be a number of minutes, got {asked!r}") from None
+    if not (math.isfinite(m) and m >= 0):
+        raise AppError(f"max_minutes must be 0 (no limit) or more, got {asked!r}")
+    cap = lab.settings.max_minutes or 0.0
+    if cap and (m == 0 or m > cap):
+        return cap, f" (at most {cap:g} minutes on this server)"
+    return m, ""
+
+
+def resume(lab: Lab, run: str, steps: int, key: str | None = None, session: str | None = None) -> str:
+    """Continue a stopped (or finished) run from its checkpoint, up to `steps` steps in total. On a Space
+    only its starter may: the same session, or the run `key` their page keeps."""
     lab.runner.check_idle()
     d, meta = lab.runner.read_meta(run)
+    owner = lab.runner.owner_of(run)
+    check_control(owner, session, key, shared=lab.settings.on_space, limits="")
     steps = clamp_int("steps", steps, 1, lab.settings.max_steps)
     done = int(meta.get("step", 0))
     if steps <= done:
         raise AppError(f"Run {run} is already at step {done}; set Steps above that to continue it.")
     spec = DataSpec.from_dict(meta["data"])
-    train_cfg = gan.TrainConfig.from_dict(meta["train_config"]).replace(
-        steps=steps, metric_every=auto_metric_every(steps)
-    )
+    train_cfg = gan.TrainConfig.from_dict(meta["train_config"])
+    minutes, capped = capped_minutes(lab, train_cfg.max_minutes)
+    train_cfg = train_cfg.replace(steps=steps, metric_every=auto_metric_every(steps), max_minutes=minutes)
     rows, metrics = history(d, done)  # the plots continue where they were
-    job = lab.runner.start(None, train_cfg, lab.data(spec), spec, d, resume=d, rows=rows, metrics=metrics)
-    return f"Resuming `{job.name}` from step {done} up to {steps}."
+    form = {**meta.get("form", {}), "steps": steps, "max_minutes": minutes}
+    if owner is not None:  # the run stays its starter's (their key still works); this session may stop it too
+        owner = type(owner)(session or owner.session, owner.key_digest)
+    job = lab.runner.start(
+        None, train_cfg, lab.data(spec), spec, d, resume=d, rows=rows, metrics=metrics, session=session,
+        owner=owner, form=form,
+    )  # fmt: skip
+    return f"Resuming `{job.name}` from step {done} up to {steps}{capped}."
 
 
-def stop(lab: Lab) -> str:
-    """Stop the running training job: it writes a checkpoint and its model folder, then ends."""
+def stop(lab: Lab, key: str | None = None, session: str | None = None) -> str:
+    """Stop the running training job: it writes a checkpoint and its model folder, then ends. On a Space
+    only its starter may: the same session, or the run `key` their page keeps."""
+    job = lab.runner.job
+    if job is not None and job.alive:
+        check_control(job.owner, session, key, shared=lab.settings.on_space, limits=job.limits())
     return lab.runner.stop()
 
 

@@ -7,7 +7,10 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from gan.hub import is_repo_id
+
 from . import endpoints as ep
+from .common import USER_ERRORS
 from .lab import Lab
 from .settings import Settings
 from .wiring import endpoint
@@ -67,22 +70,52 @@ def create_ui(settings: Settings) -> HubUI:
                     private = gr.Checkbox(False, label="Private repo", scale=1, min_width=100)
                 push = gr.Button("Push to the Hub", size="sm", variant="primary", elem_id="hub-push")
         gr.Markdown(token_note(settings), elem_classes=["gan-note"])
-        status = gr.Markdown("", elem_id="hub-status")
+        status = gr.Markdown("", elem_id="hub-status")  # the last load or push: stays until the next
     return HubUI(repo, load, push_repo, token, private, push, status)
 
 
+def check_choice(lab: Lab, key: str | None) -> tuple[str | None, str | None]:
+    """A Hub repo id typed into the model picker is loaded when chosen (checked: size limits, a model
+    at all, anonymous on a Space), not when first used. Returns (model info, Hub panel message); both
+    None when the key is not an unloaded Hub id."""
+    if not key or not is_repo_id(key.strip()) or lab.models.loaded(key):
+        return None, None
+    try:
+        msg = ep.hub_load(lab, key)
+    except USER_ERRORS as e:
+        text = f"**Not loaded** `{key.strip()}`: {e}".replace("Not loaded: ", "")
+        return text, text
+    return None, msg
+
+
 def create_event_handlers(ui: HubUI, lab: Lab, model: gr.Dropdown) -> None:
-    load = endpoint(ep.hub_load, lab)
+    """The panel's buttons write their outcome into the panel (it stays, unlike a toast); the API's
+    `hub_load` / `hub_push` (hidden buttons) raise errors as every endpoint does."""
+    private = dict(api_visibility="private")
 
-    def select(repo_id: str) -> gr.Dropdown:  # the loaded model becomes the picked one
-        return gr.Dropdown(choices=lab.models.choices(), value=repo_id.strip())
+    def load(repo_id: str):
+        try:
+            msg = ep.hub_load(lab, repo_id)
+        except USER_ERRORS as e:
+            gr.Warning(str(e))
+            return f"**{e}**", gr.skip()
+        return msg, gr.Dropdown(choices=lab.models.choices(), value=repo_id.strip())  # the loaded model is picked
 
-    ui.load.click(load, ui.repo, ui.status, api_name="hub_load").success(
-        select, ui.repo, model, api_visibility="private"
-    )
-    ui.repo.submit(load, ui.repo, ui.status, api_visibility="private").success(
-        select, ui.repo, model, api_visibility="private"
-    )
-    ui.push.click(
+    ui.load.click(load, ui.repo, [ui.status, model], **private)
+    ui.repo.submit(load, ui.repo, [ui.status, model], **private)
+
+    def push(current: str | None, repo_id: str, token: str, private_repo: bool):
+        try:
+            msg = ep.hub_push(lab, current, repo_id, token, private_repo)
+        except USER_ERRORS as e:
+            gr.Warning(str(e))
+            msg = f"**{e}**"
+        return msg, ""  # the token goes, whatever happened
+
+    ui.push.click(push, [model, ui.push_repo, ui.token, ui.private], [ui.status, ui.token], **private)
+
+    # the API (scripts): the same functions, errors raised
+    gr.Button(visible=False).click(endpoint(ep.hub_load, lab), ui.repo, ui.status, api_name="hub_load")
+    gr.Button(visible=False).click(
         endpoint(ep.hub_push, lab), [model, ui.push_repo, ui.token, ui.private], ui.status, api_name="hub_push"
-    ).then(lambda: "", None, ui.token, api_visibility="private", show_progress="hidden")  # the token goes
+    )

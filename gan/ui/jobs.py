@@ -29,8 +29,9 @@ from gan.device import set_threads
 from gan.fileio import atomic_path, atomic_write_json
 from gan.runlog import LOG_NAME, RunLog, read_log
 
-from .common import AppError, Busy
+from .common import AppError, Busy, fmt_duration
 from .models import RUN_PREFIX
+from .ownership import Owner
 
 META_NAME = "app_run.json"  # what Resume needs besides the checkpoint: data source, configs, status
 SAVED_DATA = "data.safetensors"  # decoded uploads, kept in the run folder (the uploads themselves vanish)
@@ -66,16 +67,17 @@ class DataSpec:
         return cls(d["kind"], d["image_size"], d["channels"], tuple(d["paths"]), d.get("seed", 0))
 
 
-def load_data(spec: DataSpec) -> gan.ImageData:
-    """DataSpec -> ImageData through the package's readers."""
+def load_data(spec: DataSpec, token: bool | None = None) -> gan.ImageData:
+    """DataSpec -> ImageData through the package's readers; `token` for hf://datasets sources
+    (False: anonymous, what a public Space uses; None: huggingface_hub's default)."""
     size, ch = spec.image_size, spec.channels
     if spec.kind == "synthetic":
         return gan.load_images("synthetic", size, ch, seed=spec.seed)
     if spec.kind == "upload":
-        return gdata.load_files(list(spec.paths), size, ch)
+        return gdata.load_files(list(spec.paths), size, ch, token=token)
     if spec.kind == "saved":
         return load_saved_images(Path(spec.paths[0]))
-    return gan.load_images(spec.paths[0], size, ch)  # folder, zip, npz, hf://datasets/...
+    return gan.load_images(spec.paths[0], size, ch, token=token)  # folder, zip, npz, hf://datasets/...
 
 
 def save_images(data: gan.ImageData, path: Path) -> Path:
@@ -124,6 +126,8 @@ class Job:
     started: float = field(default_factory=time.time)
     finished: float | None = None
     model_key: str | None = None
+    owner: Owner | None = None  # who may stop it (gan.ui.ownership); None: anyone
+    form: dict[str, Any] = field(default_factory=dict)  # the Train tab's values that started it (a reload shows them)
     version: int = 0  # bumped on every change: the page redraws only what changed
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
@@ -141,6 +145,14 @@ class Job:
         if self.max_minutes:
             eta = min(eta, max(0.0, self.started + 60 * self.max_minutes - time.time()))
         return eta
+
+    def limits(self) -> str:
+        """When the run ends by itself, for visitors who may not stop it."""
+        parts = [f"it ends at step {self.steps:,}"]
+        if self.max_minutes:
+            end = self.started + 60 * self.max_minutes
+            parts.append(f"after {self.max_minutes:g} minutes (in {fmt_duration(max(0.0, end - time.time()))})")
+        return " or ".join(parts).capitalize() + "."
 
     def snapshot(self, since: int = 0, max_rows: int | None = None) -> dict[str, Any]:
         """The job's state as a JSON-able dict: losses after step `since`, thinned to max_rows if given."""
@@ -215,6 +227,28 @@ class JobRunner:
         self.threads = threads  # torch threads of the training thread (0: every core)
         self.job: Job | None = None
         self.lock = threading.Lock()
+        self.owners: dict[str, Owner] = {}  # run name -> who started it (this process's runs)
+        self.pending_keys: dict[str | None, str] = {}  # session -> the run key its page has yet to claim
+
+    def claim_key(self, session: str | None) -> str | None:
+        """The run key for the page of `session` that just started (or resumed) a run, handed out once."""
+        with self.lock:
+            return self.pending_keys.pop(session, None)
+
+    def owner_of(self, run: str) -> Owner | None:
+        """Who may resume a run: its starter in this process, else the key recorded in its folder."""
+        with self.lock:
+            if run in self.owners:
+                return self.owners[run]
+        try:
+            digest = json.loads((self.runs_dir / run / META_NAME).read_text()).get("owner_key_sha256")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return Owner(None, digest) if isinstance(digest, str) and digest else None
+
+    def may_control(self, run: str, session: str | None, key: str | None, shared: bool) -> bool:
+        owner = self.owner_of(run)
+        return not shared or owner is None or owner.matches(session, key)
 
     def busy_message(self) -> str | None:
         job = self.job
@@ -262,10 +296,21 @@ class JobRunner:
         resume: Path | None = None,
         rows: list[dict] | None = None,
         metrics: list[dict] | None = None,
+        session: str | None = None,
+        owner: Owner | None = None,
+        form: dict[str, Any] | None = None,
     ) -> Job:
-        """Start `gan.fit` in a thread (Busy when a run is going); rows/metrics: the plots so far."""
+        """Start `gan.fit` in a thread (Busy when a run is going); rows/metrics: the plots so far.
+
+        The run belongs to `owner` (a resumed run keeps its key), else to a new Owner of `session`,
+        whose page claims the run key once (`claim_key`)."""
         with self.lock:
             self.check_idle()
+            if owner is None:
+                owner, key = Owner.start(session)
+                self.pending_keys = {session: key}  # only the newest run's key waits to be claimed
+            else:
+                self.pending_keys = {}
             job = Job(
                 name=run_dir.name,
                 run_dir=run_dir,
@@ -278,7 +323,10 @@ class JobRunner:
                 metrics=list(metrics or []),
                 metric_every=train_cfg.metric_every,
                 max_minutes=train_cfg.max_minutes,
+                owner=owner,
+                form=dict(form or {}),
             )
+            self.owners[job.name] = owner
             run_dir.mkdir(parents=True, exist_ok=True)
             if spec.kind == "upload":  # keep the decoded images: uploads vanish, Resume needs them
                 path = save_images(data, run_dir / SAVED_DATA)
@@ -304,6 +352,10 @@ class JobRunner:
             status=status or job.status,
         )
         meta["data"]["paths"] = list(job.spec.paths)
+        if job.owner is not None and job.owner.key_digest:
+            meta["owner_key_sha256"] = job.owner.key_digest  # a hash: Resume after a restart needs the key
+        if job.form:
+            meta["form"] = job.form
         if model_cfg is not None:
             meta["model_config"] = model_cfg.to_dict()
         atomic_write_json(p, meta)
@@ -350,8 +402,29 @@ class JobRunner:
             job.stop.set()
             job.thread.join(timeout)
 
-    def resumable(self) -> list[tuple[str, str]]:
-        """Runs of this app with a checkpoint, newest first: (label, run name)."""
+    def last_run(self) -> str | None:
+        """The newest run folder's outcome, for the status line after a restart (no job in memory)."""
+        if not self.runs_dir.is_dir():
+            return None
+        for d in sorted(self.runs_dir.iterdir(), key=lambda p: p.name, reverse=True):
+            try:
+                meta = json.loads((d / META_NAME).read_text())
+                steps = meta["train_config"]["steps"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            step, status = meta.get("step", 0), meta.get("status", "?")
+            if status in ("starting", "running", "stopping"):  # the app ended while it ran
+                status = "stopped"
+            resumable = (d / "checkpoint.safetensors").is_file()
+            tail = " **Resume** continues it." if resumable and step < steps else ""
+            return f"Last run (before this app started): `{d.name}`, {status} at step {step:,} of {steps:,}.{tail}"
+        return None
+
+    def resumable(
+        self, session: str | None = None, key: str | None = None, shared: bool = False
+    ) -> list[tuple[str, str]]:
+        """Runs of this app with a checkpoint, newest first: (label, run name); with `shared` (a
+        Space), only the runs this visitor may resume."""
         if not self.runs_dir.is_dir():
             return []
         out = []
@@ -365,6 +438,8 @@ class JobRunner:
                 meta = json.loads(meta_p.read_text())
                 steps = meta["train_config"]["steps"]
             except (OSError, ValueError, KeyError):  # a half-copied or foreign folder: not offered
+                continue
+            if shared and not self.may_control(d.name, session, key, shared):
                 continue
             out.append((f"{d.name} (step {meta.get('step', '?')} of {steps}, {meta.get('status', '?')})", d.name))
         return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import sys
 import threading
-import warnings
+import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,12 +26,23 @@ from .settings import Settings
 
 N_DIRECTIONS = 5  # principal-direction sliders in the Interpolate tab (the first of the Explore tab's)
 N_EXPLORE = 8  # principal-direction sliders in the Explore tab
+RENDER_SHARE = 0.5  # while a run trains, renders take at most this share of one core (benchmarks/load.py)
 STRIP_SEED = 0  # the seed each direction's strip is shown on
 STRIP_AMOUNTS = (-3.0, -1.5, 0.0, 1.5, 3.0)  # in σ
 
 
 def _stderr_warning(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 class Lab:
@@ -41,7 +52,14 @@ class Lab:
         self.settings = settings
         self.warn = warn  # shows a warning to the user (gr.Warning in the app)
         self.scratch = Scratch()
-        self.models = Models(settings.weights_dir, settings.runs_dir, self.scratch)
+        self.models = Models(
+            settings.weights_dir,
+            settings.runs_dir,
+            self.scratch,
+            token=settings.hub_token,
+            max_bytes=settings.max_model_bytes,
+            hub_cache_bytes=settings.hub_cache_bytes,
+        )
         self.runner = JobRunner(settings.runs_dir, settings.keep_runs, settings.train_threads)
         self.data_cache: tuple[tuple, gan.ImageData] | None = None
         self.data_lock = threading.Lock()
@@ -51,6 +69,8 @@ class Lab:
         self.strip_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self.dirs_lock = threading.Lock()
         self.max_threads = min(torch.get_num_threads(), available_cores())  # for renders on an idle machine
+        self.render_gate = threading.RLock()  # while a run trains: one render at a time ...
+        self.render_free_at = 0.0  # ... starting no earlier than this (time.monotonic), see RENDER_SHARE
 
     # ---- renders ------------------------------------------------------------------------
 
@@ -60,14 +80,28 @@ class Lab:
 
         One image, or anything while a training run is going, uses one thread: a render must never
         slow the run down, and on a busy 2-core machine a second thread costs more in contention
-        than it saves. Large batches on an idle machine use the process's threads (every core by default)."""
-        n = 1 if batch <= 2 or self.runner.busy_message() else self.max_threads
-        old = torch.get_num_threads()
-        torch.set_num_threads(n)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(old)
+        than it saves. Large batches on an idle machine use the process's threads (every core by default).
+
+        While a run trains, renders also go one at a time and pause after each in proportion to its
+        length, so that they take at most RENDER_SHARE of one core: a crowd of visitors queues for
+        its turns instead of starving the run (single images take ~10-20 ms, so the turns are short)."""
+        busy = bool(self.runner.busy_message())
+        n = 1 if batch <= 2 or busy else self.max_threads
+        if not busy:
+            with _torch_threads(n):
+                yield
+            return
+        with self.render_gate:
+            wait = self.render_free_at - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, 1.0))
+            t0 = time.monotonic()
+            try:
+                with _torch_threads(n):
+                    yield
+            finally:
+                t1 = time.monotonic()
+                self.render_free_at = t1 + (t1 - t0) * (1 / RENDER_SHARE - 1)
 
     def sample_images(self, G: torch.nn.Module, seed: int, n: int, truncation: float) -> torch.Tensor:
         """Seeds seed..seed+n-1 as uint8 (n, C, H, W); the last render is reused by the gallery."""
@@ -87,13 +121,12 @@ class Lab:
     # ---- latent directions ----------------------------------------------------------------
 
     def directions(self, G: torch.nn.Module) -> latent.Directions:
-        """G's first N_EXPLORE principal directions: read from its folder's `directions.safetensors`
-        (written there on first use), computed once per loaded model (about a second on a CPU)."""
+        """G's first N_EXPLORE principal directions: read from the app's cache folder (keyed by the
+        weights' hash; written there on first use), computed once per loaded model (about a second)."""
         with self.dirs_lock:
             dirs = self.dirs_cache.get(G)
             if dirs is None:
-                with self.threads(64), warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # a read-only folder: computed, just not cached on disk
+                with self.threads(64):  # cached under the app's cache folder, never in the model's
                     dirs = latent.load_or_compute_directions(G, k=min(N_EXPLORE, G.z_dim))
                 self.dirs_cache[G] = dirs
             return dirs
@@ -130,6 +163,6 @@ class Lab:
         with self.data_lock:
             if self.data_cache is not None and self.data_cache[0] == key:
                 return self.data_cache[1]
-            data = load_data(spec)
+            data = load_data(spec, token=self.settings.hub_token)  # a Space reads hf:// anonymously
             self.data_cache = (key, data)
             return data

@@ -21,7 +21,8 @@ from .common import AppError, Scratch
 
 DEFAULT_MODEL = "cats64"  # the app opens on this shipped model when it is present
 RUN_PREFIX = "trained:"  # picker values of models trained in this app: trained:<run name>
-MODEL_CACHE_SIZE = 4
+MODEL_CACHE_SIZE = 4  # loaded generators kept in memory (least recently used dropped first) ...
+MODEL_CACHE_BYTES = 256_000_000  # ... and at most this many bytes of their weights
 NO_MODEL = (
     "No model yet. Train one in the **Train** tab: the default run on the built-in shapes shows its first "
     "shapes after about 1,500 steps, a few minutes on a 2-core CPU. It appears in the model picker when "
@@ -33,13 +34,24 @@ def is_model_dir(p: Path) -> bool:
     return (p / "config.json").is_file() and (p / "model.safetensors").is_file()
 
 
-class Models:
-    """The model picker's choices and a small LRU cache of loaded generators."""
+def model_bytes(G: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in G.state_dict().values())
 
-    def __init__(self, weights_dir: Path, runs_dir: Path, scratch: Scratch, cache_size: int = MODEL_CACHE_SIZE):
+
+class Models:
+    """The model picker's choices and a small LRU cache of loaded generators (bounded in count and
+    bytes). Hub models load with `token` (False on a Space: anonymous) within `max_bytes`; after each
+    Hub download the huggingface_hub cache is pruned to `hub_cache_bytes` (models in memory kept)."""
+
+    def __init__(
+        self, weights_dir: Path, runs_dir: Path, scratch: Scratch, cache_size: int = MODEL_CACHE_SIZE, *,
+        cache_bytes: int = MODEL_CACHE_BYTES, token: bool | None = None, max_bytes: int | None = None,
+        hub_cache_bytes: int | None = None,
+    ):  # fmt: skip
         self.weights_dir, self.runs_dir, self.scratch = weights_dir, runs_dir, scratch
         self.cache: OrderedDict[tuple, torch.nn.Module] = OrderedDict()
-        self.cache_size = cache_size
+        self.cache_size, self.cache_bytes = cache_size, cache_bytes
+        self.token, self.max_bytes, self.hub_cache_bytes = token, max_bytes, hub_cache_bytes
         self.zips: dict[tuple, str] = {}
         self.hub_ids: list[str] = []  # Hub repo ids loaded through the Hub panel, newest first
         self.lock = threading.Lock()
@@ -103,12 +115,31 @@ class Models:
             if ident in self.cache:
                 self.cache.move_to_end(ident)
                 return self.cache[ident]
-        G = gan.load_model(src)  # outside the lock: a Hub download may take a while
+        if isinstance(src, Path):
+            G = gan.load_model(src)
+        else:  # outside the lock: a Hub download may take a while
+            G = gan.load_model(src, token=self.token, max_bytes=self.max_bytes)
         with self.lock:
             self.cache[ident] = G
-            while len(self.cache) > self.cache_size:
+            while len(self.cache) > 1 and (
+                len(self.cache) > self.cache_size or sum(map(model_bytes, self.cache.values())) > self.cache_bytes
+            ):
                 self.cache.popitem(last=False)
+            in_memory = [k[0] for k in self.cache if k[1] == 0]  # Hub repo ids (folders carry an mtime)
+        if not isinstance(src, Path) and self.hub_cache_bytes is not None:
+            gan.hub.prune_hub_cache(self.hub_cache_bytes, keep=in_memory)
         return G
+
+    def loaded(self, key: str | None) -> bool:
+        """Whether a Hub repo id is loaded already (a folder is always at hand)."""
+        try:
+            src = self.folder(key)
+        except AppError:
+            return False
+        if isinstance(src, Path):
+            return True
+        with self.lock:
+            return (src, 0) in self.cache
 
     def info(self, key: str | None) -> str:
         """One line about a model from its config.json and training.json (no weights loaded)."""

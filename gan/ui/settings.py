@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository: weights/ and runs/
 # (on a Space, elsewhere): a Space is shared by strangers and runs on a small CPU
 MAX_STEPS = (20_000, 1_000_000)  # GAN_MAX_STEPS: about 2 h of CPU on a Space
 MAX_UPLOAD_MB = (200, 1024)  # GAN_MAX_UPLOAD_MB
+MAX_MINUTES = (30.0, 0.0)  # GAN_MAX_MINUTES: one run's time limit (0: none)
+MAX_MODEL_MB = (50, 0)  # GAN_MAX_MODEL_MB: the largest model.safetensors a Hub load downloads (0: no limit)
+HUB_CACHE_MB = (500, 0)  # GAN_HUB_CACHE_MB: GAN Lab models kept in the huggingface_hub cache (0: no limit)
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,10 @@ class Settings:
     on_space: bool = False  # SPACE_ID is set: no server folders, Space limits, no owner token lent
     has_hf_token: bool = False  # HF_TOKEN is set (its value is never kept here)
     allow_owner_push: bool = False  # GAN_ALLOW_OWNER_PUSH=1: an empty token box pushes with HF_TOKEN
+    allow_owner_read: bool = False  # GAN_ALLOW_OWNER_READ=1: Hub reads on a Space may use HF_TOKEN
+    max_minutes: float | None = None  # GAN_MAX_MINUTES: the longest a run may train (0: no limit; None: by on_space)
+    max_model_mb: int | None = None  # GAN_MAX_MODEL_MB: Hub model size limit (0: none; None: by on_space)
+    hub_cache_mb: int | None = None  # GAN_HUB_CACHE_MB: disk for cached Hub models (0: no limit; None: by on_space)
     max_steps: int | None = None  # GAN_MAX_STEPS: the longest run one Start may ask for (None: by on_space)
     max_upload_mb: int | None = None  # GAN_MAX_UPLOAD_MB: the largest file an upload may be (None: by on_space)
     keep_runs: int = 20  # GAN_KEEP_RUNS: older app run folders are deleted (0: keep all)
@@ -46,6 +53,10 @@ class Settings:
             object.__setattr__(self, "max_steps", MAX_STEPS[i])
         if self.max_upload_mb is None:
             object.__setattr__(self, "max_upload_mb", MAX_UPLOAD_MB[i])
+        by_place = {"max_minutes": MAX_MINUTES, "max_model_mb": MAX_MODEL_MB, "hub_cache_mb": HUB_CACHE_MB}
+        for name, defaults in by_place.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, defaults[i])
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -56,6 +67,10 @@ class Settings:
             on_space=on_space,
             has_hf_token=bool(env.get("HF_TOKEN")),
             allow_owner_push=env.get("GAN_ALLOW_OWNER_PUSH") == "1",
+            allow_owner_read=env.get("GAN_ALLOW_OWNER_READ") == "1",
+            max_minutes=_float(env, "GAN_MAX_MINUTES"),
+            max_model_mb=_int(env, "GAN_MAX_MODEL_MB", None),
+            hub_cache_mb=_int(env, "GAN_HUB_CACHE_MB", None),
             max_steps=_int(env, "GAN_MAX_STEPS", None),
             max_upload_mb=_int(env, "GAN_MAX_UPLOAD_MB", None),
             keep_runs=_int(env, "GAN_KEEP_RUNS", 20),
@@ -68,6 +83,20 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+    @property
+    def hub_token(self) -> bool | None:
+        """The token for Hub reads (models, datasets): False (anonymous) on a Space unless the owner
+        allowed HF_TOKEN with GAN_ALLOW_OWNER_READ=1; None (huggingface_hub's default) elsewhere."""
+        return None if not self.on_space or self.allow_owner_read else False
+
+    @property
+    def max_model_bytes(self) -> int | None:
+        return int(self.max_model_mb * 1_000_000) if self.max_model_mb else None
+
+    @property
+    def hub_cache_bytes(self) -> int | None:
+        return int(self.hub_cache_mb * 1_000_000) if self.hub_cache_mb else None
 
     @property
     def max_upload(self) -> str:
@@ -85,3 +114,18 @@ def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:
     except ValueError:
         print(f"warning: {name}={raw!r} is not an integer; using the default", file=sys.stderr)
         return default
+
+
+def _float(env: Mapping[str, str], name: str) -> float | None:
+    """A number from the environment (None when unset); a bad or negative value is ignored with a warning."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        v = float(raw)
+    except ValueError:
+        v = -1.0
+    if not v >= 0:  # also NaN
+        print(f"warning: {name}={raw!r} is not a number >= 0; using the default", file=sys.stderr)
+        return None
+    return v

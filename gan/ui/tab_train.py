@@ -3,6 +3,10 @@
 Start: `start.click` -> `endpoints.train` (checks, configs from the CPU recipe, data) ->
 `JobRunner.start` (gan.ui.jobs), whose thread runs `gan.fit`. A one-second timer then redraws
 the view from the job (`panel`), sending only what changed since the page's last draw.
+
+Ownership (gan.ui.ownership): the starting page claims the run's key into `run_key`, a
+gr.BrowserState (localStorage), so a reload still may stop it; on a Space every other visitor
+watches the run read-only (Stop disabled, a note saying when it ends).
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ import functools
 from dataclasses import dataclass
 
 import gradio as gr
-import pandas as pd
 
 from gan.config import AUGMENTS, LOSSES, PRECISIONS
 from gan.hub import is_repo_id
@@ -20,7 +23,16 @@ from . import endpoints as ep
 from .common import USER_ERRORS
 from .lab import Lab
 from .settings import Settings
-from .train_view import examples_grid, metric_frame, plot_frames, report_markdown, status_line
+from .train_view import (
+    EMPTY_LOSSES,
+    METRIC_TITLE,
+    examples_grid,
+    metric_frame,
+    metric_title,
+    plot_frames,
+    report_markdown,
+    status_line,
+)
 from .wiring import endpoint, go_to, pixel_image
 
 POLL_S = 1.0
@@ -40,6 +52,7 @@ class TrainUI:
     stop: gr.Button
     resume: gr.Button
     resume_run: gr.Dropdown
+    resume_to: gr.Number
     status: gr.Markdown
     loss_plot: gr.LinePlot
     prob_plot: gr.LinePlot
@@ -50,7 +63,8 @@ class TrainUI:
     data_md: gr.Markdown
     data_examples: gr.Image
     timer: gr.Timer
-    drawn: gr.State  # what this page shows already: {"key", "grid", "job", "models"}
+    drawn: gr.State  # what this page shows already: {"key", "grid", "job", "models", "resumable"}
+    run_key: gr.BrowserState  # the key of the run this browser started (gan.ui.ownership)
 
     def train_inputs(self) -> list:
         return [self.source, self.files, self.folder, self.image_size, self.channels, *self.options]
@@ -87,16 +101,16 @@ def _data_ui(settings: Settings, td: dict) -> tuple:
     return source, files, folder, image_size, channels, load
 
 
-def _options_ui(td: dict, auto_precision: str) -> list:
+def _options_ui(td: dict, auto_precision: str, settings: Settings) -> list:
     """The options in the `train` endpoint's order: steps .. max_minutes."""
     recipe = ep.get_recipe("cpu").configs()[1]  # loss, augmentation and mirroring of the CPU recipe
     gr.Markdown("### 2 · Options")
     with gr.Row():
-        steps = gr.Number(td["steps"], label="Steps", precision=0, minimum=1, maximum=1_000_000)
-        batch_size = gr.Slider(1, 256, value=td["batch_size"], step=1, label="Batch size")
+        steps = gr.Number(td["steps"], label="Steps", precision=0, minimum=1, maximum=settings.max_steps, min_width=140)
+        batch_size = gr.Slider(1, 256, value=td["batch_size"], step=1, label="Batch size", min_width=220)
     with gr.Row():
-        lr = gr.Number(td["lr"], label="Learning rate (G and D)", minimum=1e-6, maximum=0.1)
-        loss = gr.Radio(list(LOSSES), value=recipe.loss, label="Loss")
+        lr = gr.Number(td["lr"], label="Learning rate (G and D)", minimum=1e-6, maximum=0.1, min_width=160)
+        loss = gr.Radio(list(LOSSES), value=recipe.loss, label="Loss", min_width=200)
     augment = gr.Dropdown(
         list(AUGMENTS),
         value=recipe.augment,
@@ -117,18 +131,27 @@ def _options_ui(td: dict, auto_precision: str) -> list:
             info=f"auto on this server: {auto_precision}",
             elem_id="precision",
         )
+    cap = settings.max_minutes or 0
     with gr.Accordion("Model size and more", open=False):
         with gr.Row():
-            g_width = gr.Slider(4, 128, value=td["g_width"], step=4, label="G width")
-            d_width = gr.Slider(4, 128, value=td["d_width"], step=4, label="D width")
-            z_dim = gr.Slider(2, 256, value=td["z_dim"], step=1, label="z size")
+            g_width = gr.Slider(4, 128, value=td["g_width"], step=4, label="G width", min_width=180)
+            d_width = gr.Slider(4, 128, value=td["d_width"], step=4, label="D width", min_width=180)
+            z_dim = gr.Slider(2, 256, value=td["z_dim"], step=1, label="z size", min_width=180)
+        xflip = gr.Checkbox(recipe.xflip, label="Mirror images (off for digits and text)", elem_id="xflip")
         with gr.Row():
-            xflip = gr.Checkbox(recipe.xflip, label="Mirror images (off for digits and text)")
-            seed = gr.Number(0, label="Seed", precision=0, minimum=0)
+            seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=140)
             preview_every = gr.Number(
-                td.get("preview_every", 0), label="Preview every N steps (0 = auto)", precision=0, minimum=0
+                td.get("preview_every", 0), label="Preview every N steps (0 = auto)", precision=0, minimum=0,
+                min_width=200,
+            )  # fmt: skip
+            max_minutes = gr.Number(
+                0,
+                label=f"Time limit in minutes (0 = {cap:g})" if cap else "Time limit in minutes (0 = none)",
+                minimum=0,
+                maximum=cap or 1e6,
+                min_width=200,
+                info=f"at most {cap:g} on this server" if cap else None,
             )
-            max_minutes = gr.Number(0, label="Time limit in minutes (0 = none)", minimum=0, maximum=1e6)
     return [
         steps,
         batch_size,
@@ -147,8 +170,12 @@ def _options_ui(td: dict, auto_precision: str) -> list:
     ]
 
 
-def _plot(y: str, title: str, y_title: str, elem_id: str, **kw) -> gr.LinePlot:
-    return gr.LinePlot(None, x="step", y=y, title=title, y_title=y_title, height=260, elem_id=elem_id, **kw)
+def _plot(y: str, title: str, y_title: str, elem_id: str, value=None, **kw) -> gr.LinePlot:
+    """A chart whose title is its label (shown above it, also while it is empty)."""
+    return gr.LinePlot(
+        value, x="step", y=y, label=title, show_label=True, y_title=y_title, height=260, elem_id=elem_id,
+        min_width=280, **kw,
+    )  # fmt: skip
 
 
 def create_ui(settings: Settings, auto_precision: str) -> TrainUI:
@@ -156,24 +183,29 @@ def create_ui(settings: Settings, auto_precision: str) -> TrainUI:
     with gr.Row():
         with gr.Column(scale=1, min_width=320):
             source, files, folder, image_size, channels, load = _data_ui(settings, td)
-            options = _options_ui(td, auto_precision)
+            options = _options_ui(td, auto_precision, settings)
             with gr.Row():
-                start = gr.Button("Start", variant="primary", elem_id="start")
-                stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop")
-                resume = gr.Button("Resume", interactive=False, visible=False, elem_id="resume")
-            resume_run = gr.Dropdown(
-                [], value="", label="Run to resume (up to Steps in total)", allow_custom_value=True, visible=False
-            )
-        with gr.Column(scale=2):
+                start = gr.Button("Start", variant="primary", elem_id="start", min_width=90)
+                stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop", min_width=90)
+                resume = gr.Button("Resume", interactive=False, visible=False, elem_id="resume", min_width=90)
+            with gr.Row():
+                resume_run = gr.Dropdown(
+                    [], value="", label="Run to resume", allow_custom_value=True, visible=False, min_width=200,
+                    elem_id="resume-run", scale=2,
+                )  # fmt: skip
+                resume_to = gr.Number(
+                    0, label="Resume up to step", precision=0, minimum=1, visible=False, min_width=140,
+                    elem_id="resume-to", info="the run's new total",
+                )  # fmt: skip
+        with gr.Column(scale=2, min_width=320):
             status = gr.Markdown("No training run yet.", elem_classes=["gan-status"], elem_id="train-status")
             with gr.Row():
-                loss_plot = _plot("value", "Losses", "loss", "loss-plot", color="series")
+                loss_plot = _plot("value", "Losses", "loss", "loss-plot", EMPTY_LOSSES, color="series")
                 prob_plot = _plot(
-                    "value", "Discriminator outputs", "mean probability", "prob-plot", color="series", y_lim=[0, 1]
-                )
-                metric_plot = _plot(
-                    "swd", "SWD (lower is better)", "SWD ×10³", "metric-plot", x_title="step", visible=False
-                )
+                    "value", "D's mean output", "probability", "prob-plot", EMPTY_LOSSES, color="series",
+                    y_lim=[0, 1],
+                )  # fmt: skip
+                metric_plot = _plot("swd", METRIC_TITLE, "SWD ×10³", "metric-plot", x_title="step")
             live_grid = pixel_image("Samples from fixed noise", height=420, elem_id="live-grid")
             with gr.Row():
                 run_zip = gr.DownloadButton("Download model (.zip)", visible=False)
@@ -181,28 +213,59 @@ def create_ui(settings: Settings, auto_precision: str) -> TrainUI:
             data_md = gr.Markdown("")
             data_examples = pixel_image("A few training images", height=240, visible=False, buttons=["fullscreen"])
     timer, drawn = gr.Timer(POLL_S), gr.State({})
+    run_key = gr.BrowserState("", storage_key="gan-lab-run-key")
     return TrainUI(source, files, folder, image_size, channels, load, options, start, stop, resume, resume_run,
-                   status, loss_plot, prob_plot, metric_plot, live_grid, run_zip, use, data_md, data_examples,
-                   timer, drawn)  # fmt: skip
+                   resume_to, status, loss_plot, prob_plot, metric_plot, live_grid, run_zip, use, data_md,
+                   data_examples, timer, drawn, run_key)  # fmt: skip
 
 
 # ---- the job's view -------------------------------------------------------------------------------
 
 
-def panel(ui: TrainUI, lab: Lab, model: gr.Dropdown, drawn: dict | None, current: str | None, force: bool = False):
+def viewer(request: gr.Request | None) -> str | None:
+    return getattr(request, "session_hash", None)
+
+
+def may_control(lab: Lab, session: str | None, key: str | None) -> bool:
+    """Whether this visitor may stop the running job (and resume its run): always, except on a Space."""
+    job = lab.runner.job
+    shared = lab.settings.on_space
+    return not shared or job is None or job.owner is None or job.owner.matches(session, key)
+
+
+def resume_choices(lab: Lab, session: str | None, key: str | None, picked: str | None):
+    """The "Run to resume" picker: the runs this visitor may resume; the picked one stays picked (also
+    while it runs again)."""
+    resumable = lab.runner.resumable(session, key, shared=lab.settings.on_space)
+    job = lab.runner.job
+    names = [v for _, v in resumable]
+    if picked and picked not in names and job is not None and job.alive and job.name == picked:
+        resumable = [(f"{picked} (running)", picked), *resumable]
+        names.insert(0, picked)
+    value = picked if picked in names else (names[0] if names else "")
+    return resumable, value
+
+
+def panel(
+    ui: TrainUI, lab: Lab, model: gr.Dropdown, drawn: dict | None, current: str | None, picked: str | None = None,
+    key: str | None = None, session: str | None = None, force: bool = False,
+):  # fmt: skip
     """What the Train tab shows about the job, as {component: update}: only what changed since this
-    page's last draw (`drawn`), everything with `force` (after Start, Stop, Resume, a page load)."""
+    page's last draw (`drawn`), everything with `force` (after Start, Stop, Resume, a page load).
+    `session` / `key`: who is looking (the job's starter may stop it; on a Space others only watch)."""
     drawn, job = dict(drawn or {}), lab.runner.job
-    key = [job.id, job.version] if job else None
-    if not force and "key" in drawn and drawn["key"] == key:
+    mine = may_control(lab, session, key)
+    dkey = [job.id, job.version, mine] if job else None
+    resumable, pick = resume_choices(lab, session, key, picked)
+    if not force and "key" in drawn and drawn["key"] == dkey and drawn.get("resumable") == resumable:
         return {ui.drawn: drawn}  # nothing changed (an empty dict would read as one output value)
     alive = job is not None and job.alive
     if job is None:
         out: dict = {
-            ui.status: "No training run yet. Pick data and options, then press **Start**.",
-            ui.loss_plot: None,
-            ui.prob_plot: None,
-            ui.metric_plot: gr.LinePlot(visible=False),
+            ui.status: lab.runner.last_run() or "No training run yet. Pick data and options, then press **Start**.",
+            ui.loss_plot: EMPTY_LOSSES,
+            ui.prob_plot: EMPTY_LOSSES,
+            ui.metric_plot: gr.LinePlot(value=metric_frame([], empty=True), label=METRIC_TITLE),
             ui.live_grid: None,
             ui.run_zip: gr.DownloadButton(visible=False),
             ui.use: gr.Button(visible=False),
@@ -210,13 +273,18 @@ def panel(ui: TrainUI, lab: Lab, model: gr.Dropdown, drawn: dict | None, current
     else:
         snap = job.snapshot(max_rows=MAX_PLOT_ROWS)
         loss_df, prob_df = plot_frames(snap["losses"])
-        swd = metric_frame(snap["metrics"])  # until the first point: empty axes with the title
+        status = status_line(job, snap)
+        if alive and not mine:
+            status += (
+                f"\n\n*Started by another visitor: only they can stop it. {job.limits()} "
+                "Meanwhile Sample, Interpolate and Explore keep working.*"
+            )
         out = {
-            ui.status: status_line(job, snap),
-            ui.loss_plot: loss_df,
-            ui.prob_plot: prob_df,
+            ui.status: status,
+            ui.loss_plot: EMPTY_LOSSES if loss_df is None else loss_df,
+            ui.prob_plot: EMPTY_LOSSES if prob_df is None else prob_df,
             ui.metric_plot: gr.LinePlot(
-                value=swd if swd is not None else pd.DataFrame({"step": [], "swd": []}), visible=job.metric_every > 0
+                value=metric_frame(snap["metrics"], empty=True), label=metric_title(snap, job.start_step)
             ),
         }
         if drawn.get("grid") != [job.id, job.grid_step]:
@@ -228,19 +296,19 @@ def panel(ui: TrainUI, lab: Lab, model: gr.Dropdown, drawn: dict | None, current
         out[ui.run_zip] = gr.DownloadButton(value=z, visible=z is not None, label=f"Download {job.name}.zip")
         out[ui.use] = gr.Button(visible=z is not None)
         drawn.update(grid=[job.id, job.grid_step], job=job.id)
-    resumable = lab.runner.resumable()
     out[ui.start] = gr.Button(interactive=not alive)
-    out[ui.stop] = gr.Button(interactive=alive)
-    out[ui.resume] = gr.Button(interactive=not alive and bool(resumable), visible=bool(resumable))
-    out[ui.resume_run] = gr.Dropdown(
-        choices=resumable, value=resumable[0][1] if resumable else "", visible=bool(resumable)
-    )
+    out[ui.stop] = gr.Button(interactive=alive and mine)
+    can_resume = bool(resumable) and not (alive and pick == job.name)
+    out[ui.resume] = gr.Button(interactive=not alive and can_resume, visible=bool(resumable))
+    if force or drawn.get("resumable") != resumable:  # redrawn only when the list changes: the pick stays
+        out[ui.resume_run] = gr.Dropdown(choices=resumable, value=pick, visible=bool(resumable))
+        out[ui.resume_to] = gr.Number(visible=bool(resumable))
     choices = lab.models.choices()
     values = [v for _, v in choices]
     if force or drawn.get("models") != values:  # a run finished: offer its model
         keep = current if current and (current in values or is_repo_id(current)) else None
         out[model] = gr.Dropdown(choices=choices, value=keep or lab.models.default())
-    drawn.update(key=key, models=values)
+    drawn.update(key=dkey, models=values, resumable=resumable)
     out[ui.drawn] = drawn
     return out
 
@@ -256,6 +324,7 @@ def panel_outputs(ui: TrainUI, model: gr.Dropdown) -> list:
         ui.stop,
         ui.resume,
         ui.resume_run,
+        ui.resume_to,
         ui.run_zip,
         ui.use,
         ui.data_md,
@@ -265,13 +334,57 @@ def panel_outputs(ui: TrainUI, model: gr.Dropdown) -> list:
     ]
 
 
+def panel_inputs(ui: TrainUI, model: gr.Dropdown) -> list:
+    return [ui.drawn, model, ui.resume_run, ui.run_key]
+
+
 def redraw_step(ui: TrainUI, lab: Lab, model: gr.Dropdown) -> tuple:
     """(fn, inputs, outputs): the whole view drawn afresh."""
 
-    def redraw(drawn: dict | None, current: str | None):
-        return panel(ui, lab, model, drawn, current, force=True)
+    def redraw(drawn: dict | None, current: str | None, picked: str | None, key: str | None, request: gr.Request):
+        return panel(ui, lab, model, drawn, current, picked, key, viewer(request), force=True)
 
-    return redraw, [ui.drawn, model], panel_outputs(ui, model)
+    return redraw, panel_inputs(ui, model), panel_outputs(ui, model)
+
+
+FORM_FIELDS = ("steps", "batch_size", "lr", "loss", "augment", "ema", "precision", "g_width", "d_width", "z_dim",
+               "xflip", "seed", "preview_every", "max_minutes")  # fmt: skip  # the order of TrainUI.options
+
+
+def reattach_step(ui: TrainUI, lab: Lab, tabs: gr.Tabs) -> tuple:
+    """(fn, inputs, outputs) for a page load: a page of the running job's starter (any page, locally)
+    opens on the Train tab with the job's own settings in the form."""
+    outputs = [tabs, ui.source, ui.folder, ui.image_size, ui.channels, *ui.options]
+
+    def reattach(key: str | None, request: gr.Request):
+        job = lab.runner.job
+        if job is None or not job.alive or not job.form or not may_control(lab, viewer(request), key):
+            return [gr.skip()] * len(outputs)
+        f = job.form
+        spec = job.spec
+        text = spec.paths[0] if spec is not None and spec.kind in ("folder", "hub") and spec.paths else gr.skip()
+        source = f.get("source", gr.skip())
+        return [go_to("train"), source, text, f.get("image_size", gr.skip()), f.get("channels", gr.skip())] + [
+            f.get(name, gr.skip()) for name in FORM_FIELDS
+        ]
+
+    return reattach, [ui.run_key], outputs
+
+
+def suggest_total(lab: Lab, run: str | None, steps_box) -> int | gr.skip:
+    """The "Resume up to step" value for a picked run: its own total if it stopped early, else the
+    Steps box when that is further, else twice its steps."""
+    if not run:
+        return gr.skip()
+    try:
+        _, meta = lab.runner.read_meta(run)
+        done, total = int(meta.get("step", 0)), int(meta["train_config"]["steps"])
+    except (USER_ERRORS, KeyError, TypeError):
+        return gr.skip()
+    if done < total:
+        return total
+    box = int(steps_box or 0)
+    return box if box > done else 2 * max(done, 1)
 
 
 def source_widgets(source: str):
@@ -286,11 +399,13 @@ def source_widgets(source: str):
 
 
 def preview_data(lab: Lab, source, files, folder, image_size, channels, seed):
-    """'Load and check data': the report and a few images, before anything trains."""
+    """'Load and check data': the report and a few images, before anything trains. A failed check
+    replaces what an earlier check (or run) showed with its message."""
     try:
         data = lab.data(ep.data_spec(lab, source, files, folder, image_size, channels, int(seed or 0)))
     except USER_ERRORS as e:
-        raise gr.Error(str(e), print_exception=False) from None
+        gr.Warning(str(e))
+        return f"**Data check failed**: {e}", gr.Image(value=None, visible=False)
     return report_markdown(data), gr.Image(value=examples_grid(data), visible=True)
 
 
@@ -304,21 +419,26 @@ def create_event_handlers(ui: TrainUI, lab: Lab, model: gr.Dropdown, tabs: gr.Ta
         [ui.data_md, ui.data_examples],
         **private,
     )
+
+    def claim(request: gr.Request):  # the starting page keeps the run's key (a reload still may stop it)
+        key = lab.runner.claim_key(viewer(request))
+        return key if key else gr.skip()
+
     ui.start.click(endpoint(ep.train, lab), ui.train_inputs(), ui.status, api_name="train").success(
+        claim, None, ui.run_key, **private
+    ).then(redraw, redraw_in, outs, **private)
+    ui.stop.click(endpoint(ep.stop, lab), ui.run_key, ui.status, api_name="stop").then(
         redraw, redraw_in, outs, **private
     )
-    ui.stop.click(endpoint(ep.stop, lab), None, ui.status, api_name="stop").then(redraw, redraw_in, outs, **private)
-    ui.resume.click(endpoint(ep.resume, lab), [ui.resume_run, ui.steps()], ui.status, api_name="resume").success(
-        redraw, redraw_in, outs, **private
-    )
-    ui.timer.tick(
-        functools.partial(panel, ui, lab, model),
-        redraw_in,
-        outs,
-        show_progress="hidden",
-        concurrency_limit=None,
-        **private,
-    )
+    ui.resume.click(
+        endpoint(ep.resume, lab), [ui.resume_run, ui.resume_to, ui.run_key], ui.status, api_name="resume"
+    ).success(claim, None, ui.run_key, **private).then(redraw, redraw_in, outs, **private)
+    ui.resume_run.change(functools.partial(suggest_total, lab), [ui.resume_run, ui.steps()], ui.resume_to, **private)
+
+    def tick(drawn, current, picked, key, request: gr.Request):
+        return panel(ui, lab, model, drawn, current, picked, key, viewer(request))
+
+    ui.timer.tick(tick, redraw_in, outs, show_progress="hidden", concurrency_limit=None, **private)
 
     def use_trained_model():
         job = lab.runner.job

@@ -28,10 +28,28 @@ def plot_frames(rows: list[dict]) -> tuple[pd.DataFrame | None, pd.DataFrame | N
     )
 
 
-def metric_frame(metrics: list[dict]) -> pd.DataFrame | None:
-    """Metric rows ({"step": s, "swd": v}) -> the SWD LinePlot's frame."""
+EMPTY_LOSSES = pd.DataFrame({"step": pd.Series([], dtype=int), "value": pd.Series([], dtype=float),
+                             "series": pd.Series([], dtype=str)})  # fmt: skip  # a titled, empty chart
+METRIC_TITLE = "SWD (lower is better)"
+
+
+def metric_frame(metrics: list[dict], empty: bool = False) -> pd.DataFrame | None:
+    """Metric rows ({"step": s, "swd": v}) -> the SWD LinePlot's frame (None, or with `empty` an empty
+    frame, when there is no point yet)."""
     rows = [m for m in metrics if "swd" in m]
-    return pd.DataFrame(rows, columns=["step", "swd"]) if rows else None
+    if not rows and not empty:
+        return None
+    return pd.DataFrame(rows, columns=["step", "swd"])
+
+
+def metric_title(snap: dict[str, Any], start_step: int = 0) -> str:
+    """The SWD chart's title; while it has no point, it says why (and when the first comes)."""
+    every = snap.get("metric_every") or 0
+    if not every:
+        return f"{METRIC_TITLE}: not measured in runs under 300 steps"
+    if not any("swd" in m for m in snap.get("metrics", [])):
+        return f"{METRIC_TITLE}: first SWD at step {(start_step // every + 1) * every:,}"
+    return METRIC_TITLE
 
 
 def status_line(job: Job, snap: dict[str, Any]) -> str:

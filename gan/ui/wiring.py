@@ -41,11 +41,18 @@ def endpoint(fn: Callable, lab: Lab) -> Callable:
     """An endpoint function of `gan.ui.endpoints` bound to the lab, as Gradio calls it: its other
     parameters are the API's; the user's errors become `gr.Error(message)` (no traceback), anything
     unexpected a short message here and its traceback in the server log. A `progress` parameter
-    gets Gradio's progress bar."""
+    gets Gradio's progress bar; a `session` parameter gets the request's Gradio session (it is not an
+    API parameter: who calls, not what they ask)."""
     bound = functools.partial(fn, lab)
+    params = list(inspect.signature(bound).parameters.values())
+    wants_session = any(p.name == "session" for p in params)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if wants_session:  # Gradio passes the request positionally, where the signature below puts it
+            requests = [a for a in args if isinstance(a, gr.Request)] + [kwargs.pop("request", None)]
+            args = tuple(a for a in args if not isinstance(a, gr.Request))
+            kwargs["session"] = getattr(requests[0], "session_hash", None)
         try:
             return bound(*args, **kwargs)
         except gr.Error:
@@ -56,10 +63,10 @@ def endpoint(fn: Callable, lab: Lab) -> Callable:
             traceback.print_exc()
             raise gr.Error(f"Something went wrong ({type(e).__name__}: {e}).", print_exception=False) from None
 
-    params = [
-        p.replace(default=gr.Progress()) if p.name == "progress" else p
-        for p in inspect.signature(bound).parameters.values()
-    ]
+    params = [p.replace(default=gr.Progress()) if p.name == "progress" else p for p in params if p.name != "session"]
+    if wants_session:  # Gradio fills a parameter annotated gr.Request with the request
+        params.append(inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None))
+        wrapper.__annotations__ = {"request": gr.Request}
     wrapper.__signature__ = inspect.Signature(params)  # without `lab`: what the API shows
     del wrapper.__wrapped__  # Gradio reads the signature above, not fn's
     return wrapper
