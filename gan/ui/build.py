@@ -12,7 +12,7 @@ import gradio as gr
 from gan.device import choose_precision, resolve_device
 from gan.hub import is_repo_id
 
-from . import hub_panel, tab_explore, tab_interpolate, tab_sample, tab_train
+from . import browser_view, hub_panel, tab_explore, tab_interpolate, tab_sample, tab_train
 from .lab import Lab
 from .models import NO_MODEL
 from .settings import Settings
@@ -63,6 +63,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     lab = Lab(settings, warn=gr.Warning)
     has_model = lab.models.default() is not None
     auto = auto_precision_reason()
+    gr.set_static_paths(browser_view.static_paths(settings))  # the in-browser generator's JS and ONNX files
     with gr.Blocks(title="GAN Lab") as demo:
         gr.Markdown(INTRO, elem_id="gan-header")
         with gr.Row(equal_height=True):
@@ -87,9 +88,9 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
             with gr.Tab("Sample", id="sample"):
                 sample = tab_sample.create_ui(has_model)
             with gr.Tab("Interpolate", id="interpolate"):
-                interp = tab_interpolate.create_ui(has_model)
+                interp = tab_interpolate.create_ui(has_model, settings)
             with gr.Tab("Explore", id="explore"):
-                explore = tab_explore.create_ui(has_model)
+                explore = tab_explore.create_ui(has_model, settings)
             with gr.Tab("Train", id="train"):
                 train = tab_train.create_ui(settings, auto)
 
@@ -115,9 +116,9 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
             model,
             [info, model_zip, sample.notice, interp.notice, explore.notice, hub.status],
         )
-        sliders, interp_image = tab_interpolate.render_steps(interp, lab, model)
+        sliders, *interp_views = tab_interpolate.render_steps(interp, lab, model)
         # the sliders first (reset to 0; the images read them), then the open tab's grid, then the rest
-        views = [sliders, *tab_sample.render_steps(sample, lab, model), interp_image,
+        views = [sliders, *tab_sample.render_steps(sample, lab, model), *interp_views,
                  *tab_explore.render_steps(explore, lab, model)]  # fmt: skip
         chain(model.change(*widgets, **private), views)
         rescan.click(lambda key: refresh_models(lab, key), model, model, **private).then(*widgets, **private)

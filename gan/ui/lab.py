@@ -26,9 +26,8 @@ from .settings import Settings
 
 N_DIRECTIONS = 5  # principal-direction sliders in the Interpolate tab (the first of the Explore tab's)
 N_EXPLORE = 8  # principal-direction sliders in the Explore tab
-RENDER_SHARE = 0.5  # while a run trains, renders take at most this share of one core (benchmarks/load.py)
 STRIP_SEED = 0  # the seed each direction's strip is shown on
-STRIP_AMOUNTS = (-3.0, -1.5, 0.0, 1.5, 3.0)  # in σ
+STRIP_AMOUNTS = (-4.0, -2.0, 0.0, 2.0, 4.0)  # in σ: the Explore sliders' range
 
 
 def _stderr_warning(message: str) -> None:
@@ -70,7 +69,7 @@ class Lab:
         self.dirs_lock = threading.Lock()
         self.max_threads = min(torch.get_num_threads(), available_cores())  # for renders on an idle machine
         self.render_gate = threading.RLock()  # while a run trains: one render at a time ...
-        self.render_free_at = 0.0  # ... starting no earlier than this (time.monotonic), see RENDER_SHARE
+        self.render_free_at = 0.0  # ... starting no earlier than this (time.monotonic), see threads()
 
     # ---- renders ------------------------------------------------------------------------
 
@@ -83,7 +82,7 @@ class Lab:
         than it saves. Large batches on an idle machine use the process's threads (every core by default).
 
         While a run trains, renders also go one at a time and pause after each in proportion to its
-        length, so that they take at most RENDER_SHARE of one core: a crowd of visitors queues for
+        length, so that they take at most `settings.render_share` of one core: a crowd of visitors queues for
         its turns instead of starving the run (single images take ~10-20 ms, so the turns are short)."""
         busy = bool(self.runner.busy_message())
         n = 1 if batch <= 2 or busy else self.max_threads
@@ -101,7 +100,7 @@ class Lab:
                     yield
             finally:
                 t1 = time.monotonic()
-                self.render_free_at = t1 + (t1 - t0) * (1 / RENDER_SHARE - 1)
+                self.render_free_at = t1 + (t1 - t0) * (1 / self.settings.render_share - 1)
 
     def sample_images(self, G: torch.nn.Module, seed: int, n: int, truncation: float) -> torch.Tensor:
         """Seeds seed..seed+n-1 as uint8 (n, C, H, W); the last render is reused by the gallery."""
@@ -131,17 +130,21 @@ class Lab:
                 self.dirs_cache[G] = dirs
             return dirs
 
-    def strips(self, G: torch.nn.Module) -> list[np.ndarray]:
-        """One image per direction: seed STRIP_SEED moved by each of STRIP_AMOUNTS σ (made once per model)."""
+    def strips(self, G: torch.nn.Module, seed: int = STRIP_SEED, truncation: float = 1.0) -> list[np.ndarray]:
+        """One image per direction: `seed` moved by each of STRIP_AMOUNTS σ (the last few seeds kept per model)."""
+        key = (int(seed), float(truncation))
         with self.dirs_lock:
-            got = self.strip_cache.get(G)
+            got = self.strip_cache.get(G, {}).get(key)
         if got is None:
             dirs = self.directions(G)
             with self.threads(1):
-                imgs = latent.direction_strips(G, STRIP_SEED, dirs, STRIP_AMOUNTS)  # (k, T, C, H, W)
+                imgs = latent.direction_strips(G, key[0], dirs, STRIP_AMOUNTS, truncation=key[1])  # (k, T, C, H, W)
             got = [row_image(strip) for strip in imgs]
             with self.dirs_lock:
-                self.strip_cache[G] = got
+                cache = self.strip_cache.setdefault(G, {})
+                cache[key] = got
+                while len(cache) > 8:  # dicts keep insertion order: drop the oldest
+                    cache.pop(next(iter(cache)))
         return got
 
     def move(self, G: torch.nn.Module, z: torch.Tensor, amounts: Sequence[Any]) -> torch.Tensor:

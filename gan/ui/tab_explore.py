@@ -9,9 +9,13 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from gan.onnx_export import explore_payload, plane_payload
+
+from . import browser_view
 from . import endpoints as ep
 from .common import MAX_SEED, USER_ERRORS
-from .lab import N_EXPLORE, STRIP_AMOUNTS, STRIP_SEED, Lab
+from .lab import N_EXPLORE, STRIP_AMOUNTS, Lab
+from .settings import Settings
 from .wiring import direction_count, endpoint, no_model_notice, pixel_image, quietly, random_seed, random_seeds
 
 NOTE = ["gan-note"]
@@ -22,6 +26,7 @@ class DirectionsUI:
     seed: gr.Number
     dice: gr.Button
     image: gr.Image
+    view: gr.HTML  # the image computed in the browser
     truncation: gr.Slider
     reset: gr.Button
     sliders: list[gr.Slider]
@@ -40,6 +45,7 @@ class PlaneUI:
     mode: gr.Radio
     truncation: gr.Slider
     image: gr.Image
+    view: gr.HTML  # the image computed in the browser
     grid: gr.Image
 
     def inputs(self, model: gr.Dropdown) -> list:
@@ -87,13 +93,14 @@ class ExploreUI:
     arithmetic: ArithmeticUI
 
 
-def create_ui(has_model: bool) -> ExploreUI:
+def create_ui(has_model: bool, settings: Settings | None = None) -> ExploreUI:
+    settings = settings or Settings()
     notice = no_model_notice(not has_model)
     with gr.Tabs():
         with gr.Tab("Directions", id="directions"):
-            directions = _directions_ui()
+            directions = _directions_ui(settings)
         with gr.Tab("Seed plane", id="plane"):
-            plane = _plane_ui()
+            plane = _plane_ui(settings)
         with gr.Tab("Your photos", id="invert"):
             photos = _photos_ui()
         with gr.Tab("Vector arithmetic", id="arithmetic"):
@@ -101,7 +108,7 @@ def create_ui(has_model: bool) -> ExploreUI:
     return ExploreUI(notice, directions, plane, photos, arithmetic)
 
 
-def _directions_ui() -> DirectionsUI:
+def _directions_ui(settings: Settings) -> DirectionsUI:
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
             with gr.Row(equal_height=True):
@@ -109,16 +116,28 @@ def _directions_ui() -> DirectionsUI:
                     0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=3, elem_id="explore-seed"
                 )
                 dice = gr.Button("Random", scale=0, min_width=80)
+            view = browser_view.make(
+                settings,
+                "explore-view",
+                controls={
+                    "amounts": [f"#explore-d{i + 1}" for i in range(N_EXPLORE)],
+                    "truncation": "#explore-psi",
+                },
+                server_image="#explore-image",
+                display_px=360,
+            )
             image = pixel_image("Seed moved along the directions", height=380, elem_id="explore-image")
             with gr.Row(equal_height=True):
-                truncation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", scale=3)
+                truncation = gr.Slider(
+                    0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", scale=3, elem_id="explore-psi"
+                )
                 reset = gr.Button("Reset sliders", size="sm", scale=1, min_width=100)
         with gr.Column(scale=3, min_width=420):
             gr.Markdown(
                 "The model's **principal directions** (GANSpace): the latent axes along which its images vary "
                 "most, strongest first. Sliders are in σ (one standard deviation of random latents along that "
-                f"axis). Each strip shows seed {STRIP_SEED} from {STRIP_AMOUNTS[0]:g} σ (left) to "
-                f"{STRIP_AMOUNTS[-1]:+g} σ (right).",
+                f"axis). Each strip shows the seed on the left from {STRIP_AMOUNTS[0]:g} σ (left) to "
+                f"{STRIP_AMOUNTS[-1]:+g} σ (right), the sliders' range.",
                 elem_classes=NOTE,
             )
             sliders, strips = [], []
@@ -150,10 +169,10 @@ def _directions_ui() -> DirectionsUI:
                             elem_id=f"explore-strip{i + 1}",
                         )
                     )
-    return DirectionsUI(seed, dice, image, truncation, reset, sliders, strips)
+    return DirectionsUI(seed, dice, image, view, truncation, reset, sliders, strips)
 
 
-def _plane_ui() -> PlaneUI:
+def _plane_ui(settings: Settings) -> PlaneUI:
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             gr.Markdown(
@@ -172,12 +191,19 @@ def _plane_ui() -> PlaneUI:
             u = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="u (left → right)", elem_id="plane-u")
             v = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="v (top → bottom)", elem_id="plane-v")
             mode = gr.Radio(["slerp", "bilinear"], value="slerp", label="Blend")
-            truncation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ")
+            truncation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", elem_id="plane-psi")
         with gr.Column(scale=1, min_width=280):
+            view = browser_view.make(
+                settings,
+                "plane-view",
+                controls={"u": "#plane-u", "v": "#plane-v", "truncation": "#plane-psi"},
+                server_image="#plane-image",
+                display_px=380,
+            )
             image = pixel_image("Image at (u, v)", height=400, elem_id="plane-image")
         with gr.Column(scale=1, min_width=280):
             grid = pixel_image(f"The whole plane ({ep.PLANE_N}×{ep.PLANE_N})", height=400, elem_id="plane-grid")
-    return PlaneUI(corners, dice, u, v, mode, truncation, image, grid)
+    return PlaneUI(corners, dice, u, v, mode, truncation, image, view, grid)
 
 
 def _photos_ui() -> PhotosUI:
@@ -258,58 +284,82 @@ def _arithmetic_ui() -> ArithmeticUI:
 # ---- events ---------------------------------------------------------------------------------------
 
 
-def render_all(lab: Lab, model, seed, truncation, tl, tr, bl, br, u, v, blend, plane_truncation) -> list:
-    """Everything the Explore tab draws for a model (after a model change or a page load): sliders
-    back to 0 with their labels and strips, the seed's image, the plane's image and its overview."""
-    k = direction_count(lab, model, N_EXPLORE)
+def _strips(lab: Lab, model, seed, truncation, k: int) -> list[gr.Image]:
+    """The direction strips of `seed` (k visible); empty when the model or the seed is not usable."""
     try:
-        strips = lab.strips(lab.models.get(model)) if model else []
+        strips = lab.strips(lab.models.get(model), ep._seed("seed", seed), float(truncation)) if model else []
     except USER_ERRORS:
         strips = []
+    return [gr.Image(value=strips[i] if i < len(strips) else None, visible=i < k) for i in range(N_EXPLORE)]
+
+
+def seed_strips(lab: Lab, model, seed, truncation) -> list[gr.Image]:
+    return _strips(lab, model, seed, truncation, direction_count(lab, model, N_EXPLORE))
+
+
+def explore_latents(lab: Lab, seed):
+    """G -> the Directions view's latents: the seed's at truncation 1 (ψ is a slider) and the directions."""
+    return lambda G: explore_payload(G, ep._seed("seed", seed), lab.directions(G))
+
+
+def plane_latents(tl, tr, bl, br, mode):
+    """G -> the seed plane view's latents: the four corners at truncation 1 (ψ is a slider)."""
+    return lambda G: plane_payload(G, ep._corners(tl, tr, bl, br, mode), mode=mode)
+
+
+def render_all(lab: Lab, model, seed, truncation, tl, tr, bl, br, u, v, blend, plane_truncation) -> list:
+    """Everything the Explore tab draws for a model (after a model change or a page load): sliders
+    back to 0 with their labels and strips, the seed's image, the plane's image and its overview, and
+    the in-browser views' model and latents."""
+    k = direction_count(lab, model, N_EXPLORE)
     sliders = [
         gr.Slider(value=0.0, label=f"Direction {i + 1}" if i < k else "", visible=i < k) for i in range(N_EXPLORE)
     ]
-    images = [gr.Image(value=strips[i] if i < len(strips) else None, visible=i < k) for i in range(N_EXPLORE)]
+    images = _strips(lab, model, seed, truncation, k)
     image = quietly(ep.explore, lab)(model, seed, *[0.0] * N_EXPLORE, truncation)
     plane_image = quietly(ep.plane, lab)(model, tl, tr, bl, br, u, v, blend, plane_truncation)
     overview = quietly(ep.plane_overview, lab)(model, tl, tr, bl, br, blend, plane_truncation)
-    return [*sliders, *images, image, plane_image, overview]
+    views = [
+        browser_view.props(lab, model, explore_latents(lab, seed)),
+        browser_view.props(lab, model, plane_latents(tl, tr, bl, br, blend)),
+    ]
+    return [*sliders, *images, image, plane_image, overview, *views]
 
 
 def render_steps(ui: ExploreUI, lab: Lab, model: gr.Dropdown) -> list[tuple]:
     """(fn, inputs, outputs) of the page's refresh after a model change or a page load."""
     d, p = ui.directions, ui.plane
     inputs = [model, d.seed, d.truncation, *p.corners, p.u, p.v, p.mode, p.truncation]
-    return [(functools.partial(render_all, lab), inputs, [*d.sliders, *d.strips, d.image, p.image, p.grid])]
+    outputs = [*d.sliders, *d.strips, d.image, p.image, p.grid, d.view, p.view]
+    return [(functools.partial(render_all, lab), inputs, outputs)]
 
 
 def create_event_handlers(ui: ExploreUI, lab: Lab, model: gr.Dropdown) -> None:
     private = dict(api_visibility="private")
-    live = dict(trigger_mode="always_last", show_progress="hidden")
+    live = browser_view.LIVE
     d, p, ph, ar = ui.directions, ui.plane, ui.photos, ui.arithmetic
 
-    gr.on(
-        [*[s.input for s in d.sliders], d.truncation.input, d.seed.change],
-        endpoint(ep.explore, lab),
-        d.inputs(model),
-        d.image,
-        api_name="explore",
-        **live,
+    # slider moves are drawn in the browser; `submit` (the API's `explore`) renders on the server
+    # when the browser cannot
+    d.view.submit(endpoint(ep.explore, lab), d.inputs(model), d.image, api_name="explore", **live)
+    new_seed = lambda key, seed: browser_view.payload_only(lab, key, explore_latents(lab, seed))  # noqa: E731
+    d.seed.change(new_seed, [model, d.seed], d.view, **private, **live).then(
+        functools.partial(seed_strips, lab), [model, d.seed, d.truncation], d.strips, **private, **live
+    )
+    d.truncation.release(
+        functools.partial(seed_strips, lab), [model, d.seed, d.truncation], d.strips, **private, **live
     )
     d.dice.click(random_seed, None, d.seed, **private)
     d.reset.click(lambda: [0.0] * N_EXPLORE, None, d.sliders, **private).then(
-        quietly(ep.explore, lab), d.inputs(model), d.image, show_progress="hidden", **private
+        new_seed, [model, d.seed], d.view, show_progress="hidden", **private
     )
 
-    gr.on([p.u.input, p.v.input], endpoint(ep.plane, lab), p.inputs(model), p.image, api_name="plane", **live)
-    gr.on(
-        [*[c.change for c in p.corners], p.mode.change, p.truncation.input],
-        quietly(ep.plane, lab),
-        p.inputs(model),
-        p.image,
-        **private,
-        **live,
-    ).then(quietly(ep.plane_overview, lab), p.overview_inputs(model), p.grid, show_progress="hidden", **private)
+    p.view.submit(endpoint(ep.plane, lab), p.inputs(model), p.image, api_name="plane", **live)
+    new_corners = lambda key, *a: browser_view.payload_only(lab, key, plane_latents(*a))  # noqa: E731
+    overview = dict(fn=quietly(ep.plane_overview, lab), inputs=p.overview_inputs(model), outputs=p.grid)
+    gr.on([*[c.change for c in p.corners], p.mode.change], new_corners, [model, *p.corners, p.mode], p.view,
+          **private, **live).then(**overview, show_progress="hidden", **private)  # fmt: skip
+    p.truncation.release(**overview, **private, **live)
     p.dice.click(lambda: random_seeds(4), None, p.corners, **private)
 
     ph.invert.click(
@@ -317,8 +367,8 @@ def create_event_handlers(ui: ExploreUI, lab: Lab, model: gr.Dropdown) -> None:
         [model, *ph.photos, ph.steps, ph.frames],
         ph.outputs(),
         api_name="invert",
-        show_progress_on=[ph.gif],
-    )  # one progress bar, under the button
+        show_progress_on=[*ph.reconstructions, ph.gif],
+    )  # progress bars where the results appear
     ph.walk.click(endpoint(ep.walk_photos, lab), [model, ph.frames, ph.state], ph.gif, **private)
 
     arithmetic = endpoint(ep.arithmetic, lab)

@@ -7,9 +7,13 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from gan.onnx_export import interpolate_payload
+
+from . import browser_view
 from . import endpoints as ep
 from .common import MAX_SEED
 from .lab import N_DIRECTIONS, Lab
+from .settings import Settings
 from .wiring import direction_sliders, endpoint, no_model_notice, pixel_image, quietly, random_seed
 
 
@@ -25,6 +29,7 @@ class InterpolateUI:
     mode: gr.Radio
     truncation: gr.Slider
     image: gr.Image
+    view: gr.HTML  # the same image computed in the browser (the server's `image` when it cannot)
     dirs: list[gr.Slider]
     reset_dirs: gr.Button
     frames: gr.Slider
@@ -39,7 +44,7 @@ class InterpolateUI:
         return [model, self.seed_a, self.seed_b, self.t, self.mode, self.truncation, *self.dirs]
 
 
-def create_ui(has_model: bool) -> InterpolateUI:
+def create_ui(has_model: bool, settings: Settings | None = None) -> InterpolateUI:
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             notice = no_model_notice(not has_model)
@@ -53,15 +58,30 @@ def create_ui(has_model: bool) -> InterpolateUI:
             t = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="t (0 = seed A, 1 = seed B)", elem_id="t")
             with gr.Row():
                 mode = gr.Radio(["slerp", "lerp"], value="slerp", label="Path", scale=1)
-                truncation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", scale=2)
+                truncation = gr.Slider(
+                    0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", scale=2, elem_id="interp-psi"
+                )
         with gr.Column(scale=1):
+            view = browser_view.make(
+                settings or Settings(),
+                "interp-view",
+                controls={
+                    "t": "#t",
+                    "amounts": [f"#interp-d{i + 1}" for i in range(N_DIRECTIONS)],
+                    "truncation": "#interp-psi",
+                },
+                server_image="#interp-image",
+            )
             image = pixel_image("Image at t", height=420, elem_id="interp-image")
         with gr.Column(scale=1, min_width=280):
             gr.Markdown(
                 "**Principal directions** (in σ): move the current latent along the model's main "
                 "axes of variation. The **Explore** tab shows what each one does."
             )
-            dirs = [gr.Slider(-3.0, 3.0, value=0.0, step=0.1, label=f"Direction {i + 1}") for i in range(N_DIRECTIONS)]
+            dirs = [
+                gr.Slider(-3.0, 3.0, value=0.0, step=0.1, label=f"Direction {i + 1}", elem_id=f"interp-d{i + 1}")
+                for i in range(N_DIRECTIONS)
+            ]
             reset_dirs = gr.Button("Reset directions", size="sm")
     with gr.Accordion("Animation: the walk from A to B", open=True):
         with gr.Row(equal_height=True):
@@ -84,6 +104,7 @@ def create_ui(has_model: bool) -> InterpolateUI:
         mode,
         truncation,
         image,
+        view,
         dirs,
         reset_dirs,
         frames,
@@ -96,37 +117,43 @@ def create_ui(has_model: bool) -> InterpolateUI:
     )
 
 
+def payload_fn(lab: Lab, key, seed_a, seed_b, mode):
+    """G -> the in-browser view's latents: seeds A and B at truncation 1 (ψ is a slider there) and the
+    principal directions (the direction sliders)."""
+
+    def payload(G):
+        return interpolate_payload(G, ep._seed("seed_a", seed_a), ep._seed("seed_b", seed_b), mode=mode,
+                                   directions=lab.directions(G))  # fmt: skip
+
+    return payload
+
+
 def render_steps(ui: InterpolateUI, lab: Lab, model: gr.Dropdown) -> list[tuple]:
     """(fn, inputs, outputs) of the page's refresh after a model change or a page load."""
+    ends = [model, ui.seed_a, ui.seed_b, ui.mode]
     return [
         (lambda key: direction_sliders(lab, key, N_DIRECTIONS), [model], ui.dirs),
-        (quietly(ep.interpolate, lab), ui.inputs(model), ui.image),
+        (lambda key, *a: browser_view.props(lab, key, payload_fn(lab, key, *a)), ends, ui.view),
+        (quietly(ep.interpolate, lab), ui.inputs(model), ui.image),  # shown when the browser cannot
     ]
 
 
 def create_event_handlers(ui: InterpolateUI, lab: Lab, model: gr.Dropdown) -> None:
-    # t is live (always_last: the newest position wins, no progress overlay); other inputs re-render too
-    gr.on(
-        [
-            ui.t.input,
-            ui.truncation.input,
-            *[d.input for d in ui.dirs],
-            ui.mode.change,
-            ui.seed_a.change,
-            ui.seed_b.change,
-        ],
-        endpoint(ep.interpolate, lab),
-        ui.inputs(model),
-        ui.image,
-        api_name="interpolate",
-        trigger_mode="always_last",
-        show_progress="hidden",
+    private = dict(api_visibility="private")
+    # Slider moves are drawn in the browser; the view asks the server (its `submit`) only when it
+    # cannot run the model there: the API's `interpolate` is that server render.
+    ui.view.submit(
+        endpoint(ep.interpolate, lab), ui.inputs(model), ui.image, api_name="interpolate", **browser_view.LIVE
     )
-    ui.dice_a.click(random_seed, None, ui.seed_a, api_visibility="private")
-    ui.dice_b.click(random_seed, None, ui.seed_b, api_visibility="private")
-    ui.swap.click(lambda a, b: (b, a), [ui.seed_a, ui.seed_b], [ui.seed_a, ui.seed_b], api_visibility="private")
-    ui.reset_dirs.click(lambda: [0.0] * N_DIRECTIONS, None, ui.dirs, api_visibility="private").then(
-        quietly(ep.interpolate, lab), ui.inputs(model), ui.image, api_visibility="private", show_progress="hidden"
+    # new ends: new latents for the browser (which redraws, or triggers `submit` when the server renders)
+    ends = [model, ui.seed_a, ui.seed_b, ui.mode]
+    new_ends = lambda key, *a: browser_view.payload_only(lab, key, payload_fn(lab, key, *a))  # noqa: E731
+    gr.on([ui.mode.change, ui.seed_a.change, ui.seed_b.change], new_ends, ends, ui.view, **private, **browser_view.LIVE)
+    ui.dice_a.click(random_seed, None, ui.seed_a, **private)
+    ui.dice_b.click(random_seed, None, ui.seed_b, **private)
+    ui.swap.click(lambda a, b: (b, a), [ui.seed_a, ui.seed_b], [ui.seed_a, ui.seed_b], **private)
+    ui.reset_dirs.click(lambda: [0.0] * N_DIRECTIONS, None, ui.dirs, **private).then(
+        new_ends, ends, ui.view, show_progress="hidden", **private
     )
     ui.walk.click(
         endpoint(ep.walk, lab),

@@ -504,8 +504,11 @@ export function bindSlider(root, fn) {
  *   display_px   CSS size of the canvas
  * Input events are caught on the document (delegation), so sliders rendered later still count.
  */
-export async function gradioView(element, props, trigger, watch) {
-  const controls = props.controls || {};
+export async function gradioView(element, props, trigger, watch, config = null) {
+  // the fixed settings may come baked into js_on_load (`config`), so they never depend on when
+  // Gradio delivers props; model_url, manifest and payload are always read from props (they change)
+  const cfg = { ...props, ...(config || {}) };
+  const controls = cfg.controls || {};
   const q = (sel) => document.querySelector(sel);
   const inputOf = (sel) => {
     const el = q(sel);
@@ -526,7 +529,7 @@ export async function gradioView(element, props, trigger, watch) {
     return p;
   };
   const selectors = Object.values(controls).flat();
-  const fallbackEvent = props.fallback_event === undefined ? "submit" : props.fallback_event;
+  const fallbackEvent = cfg.fallback_event === undefined ? "submit" : cfg.fallback_event;
   let view = null;
   // registered before anything is awaited: while the runtime loads, and for good if it cannot, moves go to the server
   const onInput = (ev) => {
@@ -541,27 +544,33 @@ export async function gradioView(element, props, trigger, watch) {
     view.show(params);
   };
   document.addEventListener("input", onInput);
+  const used = { model_url: props.model_url, payload: props.payload };
   view = await mountView(element, {
     modelUrl: props.model_url,
     manifest: props.manifest,
     payload: props.payload,
-    displayPx: props.display_px,
-    runtime: props.ort_base ? { base: props.ort_base } : {},
+    displayPx: cfg.display_px,
+    runtime: cfg.ort_base ? { base: cfg.ort_base } : {},
   });
   const showMode = () => {
-    const img = props.server_image ? q(props.server_image) : null;
+    const img = cfg.server_image ? q(cfg.server_image) : null;
     if (img) img.style.display = view.mode === "browser" ? "none" : "";
     view.canvas.style.display = view.mode === "browser" ? "" : "none";
   };
+  // props that changed while the runtime was loading (before the watchers below existed)
+  if (props.model_url !== used.model_url) await view.setModel(props.model_url, props.manifest);
+  if (props.payload !== used.payload) view.setPayload(props.payload);
   showMode();
   if (watch) {
     watch("payload", () => {
+      // new latents (another seed, path or corner): redraw here, or ask the server when it renders
       view.setPayload(props.payload);
       if (view.mode === "browser" && view.payload) view.show(readParams());
+      else if (view.mode === "server" && props.payload && fallbackEvent) setTimeout(() => trigger(fallbackEvent), 0);
     });
     watch(["model_url", "manifest"], async () => {
       // another model: server images until it has loaded here (or for good, without a model_url)
-      const img = props.server_image ? q(props.server_image) : null;
+      const img = cfg.server_image ? q(cfg.server_image) : null;
       if (img) img.style.display = "";
       await view.setModel(props.model_url, props.manifest);
       showMode();
