@@ -35,55 +35,11 @@ from gan import ModelConfig, TrainConfig  # noqa: E402
 from gan.device import choose_precision, machine_summary  # noqa: E402
 from gan.train import Trainer  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import textbook_dcgan as textbook  # noqa: E402  (pytorch/examples' G and D, with no GAN Lab code)
+
 # ---------------------------------------------------------------------------------------------
-# (a) the textbook step, as pytorch/examples/dcgan/main.py writes it: fp32, contiguous, BCE
-
-
-class RefG(nn.Module):
-    def __init__(self, nz=100, ngf=64, nc=3):
-        super().__init__()
-        self.main = nn.Sequential(
-            nn.ConvTranspose2d(nz, ngf * 8, 4, 1, 0, bias=False),
-            nn.BatchNorm2d(ngf * 8),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ngf * 4),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ngf * 2),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ngf),
-            nn.ReLU(True),
-            nn.ConvTranspose2d(ngf, nc, 4, 2, 1, bias=False),
-            nn.Tanh(),
-        )
-
-    def forward(self, x):
-        return self.main(x)
-
-
-class RefD(nn.Module):
-    def __init__(self, ndf=64, nc=3):
-        super().__init__()
-        self.main = nn.Sequential(
-            nn.Conv2d(nc, ndf, 4, 2, 1, bias=False),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf, ndf * 2, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 2),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 2, ndf * 4, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 4),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 4, ndf * 8, 4, 2, 1, bias=False),
-            nn.BatchNorm2d(ndf * 8),
-            nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(ndf * 8, 1, 4, 1, 0, bias=False),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x):
-        return self.main(x).view(-1, 1).squeeze(1)
+# the textbook step, as pytorch/examples/dcgan/main.py writes it: fp32, contiguous, BCE
 
 
 class Reference:
@@ -91,7 +47,7 @@ class Reference:
 
     def __init__(self, batch: int):
         torch.manual_seed(0)
-        self.G, self.D = RefG(), RefD()
+        self.G, self.D = textbook.Generator(), textbook.Discriminator()
         self.criterion = nn.BCELoss()
         self.optD = torch.optim.Adam(self.D.parameters(), lr=2e-4, betas=(0.5, 0.999))
         self.optG = torch.optim.Adam(self.G.parameters(), lr=2e-4, betas=(0.5, 0.999))
