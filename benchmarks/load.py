@@ -1,12 +1,15 @@
 """Load: N gradio_client users sample and slide for a while, as one training job runs.
 
 Starts the real app (`python app.py`) on 127.0.0.1, starts one training run through the `train`
-endpoint, checks that a second trainer gets the busy message, then lets N users (threads, each
-with its own client) alternate `sample` and `interpolate` calls for the given time. Prints the
-requests served, errors (must be 0), p50/p95 latency per endpoint and the training progress made
-meanwhile. All traffic stays on the loopback; every loop is bounded in count and time.
+endpoint, checks that a second trainer gets the busy message, measures the run's speed alone, then
+lets N users (threads, each with its own client, no pauses: the worst case) alternate `sample` and
+`interpolate` calls for the given time, then measures the run alone again. Prints both sides: the
+training img/s alone and with the users (the target: >= 60 % of alone), and p50/p95 latency per
+endpoint (the target: p95 of a single image < 500 ms), with the machine's load average (other work
+on the machine skews both). All traffic stays on the loopback; every loop is bounded in count and time.
 
     python benchmarks/load.py --users 20 --seconds 60
+    python benchmarks/load.py --render-share 1   # renders not throttled while training: compare
 """
 
 from __future__ import annotations
@@ -53,15 +56,33 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))] if xs else float("nan")
 
 
+def train_speed(admin, seconds: float) -> tuple[float, int, int]:
+    """The training job's img/s over `seconds`, from the progress endpoint: (img/s, steps done, batch)."""
+    a = admin.predict(api_name="/progress")[0]
+    t0 = time.time()
+    time.sleep(seconds)
+    b = admin.predict(api_name="/progress")[0]
+    steps = b["step"] - a["step"]
+    return steps * BATCH / (time.time() - t0), steps, BATCH
+
+
+BATCH = 32
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--users", type=int, default=20)
-    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--seconds", type=float, default=60.0, help="how long the users sample while it trains")
+    p.add_argument("--solo", type=float, default=30.0, help="seconds of training alone, before and after the users")
     p.add_argument("--weights", default=str(ROOT / "weights"), help="model folders for the app")
     p.add_argument("--max-requests", type=int, default=20_000, help="a hard bound on calls in all")
+    p.add_argument("--render-share", type=float, default=None, help="GAN_RENDER_SHARE for the app (default: its own)")
+    p.add_argument("--switch-interval", type=float, default=None, help="sys.setswitchinterval for the app (seconds)")
     args = p.parse_args()
 
     from gradio_client import Client
+
+    from gan.device import cpu_info
 
     tmp = Path(tempfile.mkdtemp(prefix="ganlab-load-"))
     weights = Path(args.weights)
@@ -73,9 +94,16 @@ def main() -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    if args.render_share is not None:
+        env["GAN_RENDER_SHARE"] = str(args.render_share)
+    print(f"machine: {os.cpu_count()} CPUs, {cpu_info().describe()}; load average {os.getloadavg()[0]:.2f}")
+    launcher = [sys.executable, str(ROOT / "app.py")]
+    if args.switch_interval is not None:  # an experiment: the GIL handed over more often
+        code = (f"import sys, runpy; sys.setswitchinterval({args.switch_interval}); sys.argv = sys.argv[1:]; "
+                "runpy.run_path(sys.argv[0], run_name='__main__')")  # fmt: skip
+        launcher = [sys.executable, "-c", code, str(ROOT / "app.py")]
     app = subprocess.Popen(
-        [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--host", "127.0.0.1",
-         "--weights", str(weights), "--runs", str(tmp / "runs")],
+        [*launcher, "--port", str(port), "--host", "127.0.0.1", "--weights", str(weights), "--runs", str(tmp / "runs")],
         env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "app.log", "w"),
     )  # fmt: skip
     try:
@@ -83,23 +111,31 @@ def main() -> None:
         admin = Client(url, verbose=False)
         names = sorted(d.name for d in weights.iterdir() if (d / "model.safetensors").exists())
         model = "cats64" if "cats64" in names else names[0]
-        print(admin.predict(source="synthetic", image_size=32, steps=100_000, batch_size=32, api_name="/train"))
+        print(admin.predict(source="synthetic", image_size=32, steps=100_000, batch_size=BATCH, api_name="/train"))
         busy = None
         try:
             Client(url, verbose=False).predict(source="synthetic", steps=10, api_name="/train")
         except Exception as e:  # the second trainer is turned away with a message
             busy = str(e)
         print(f"second trainer: {busy!r}")
+        t0 = time.time()
+        while admin.predict(api_name="/progress")[0]["step"] < 20:  # past the first steps' warm-up
+            if time.time() - t0 > 120:
+                sys.exit("training did not reach step 20 in 2 minutes")
+            time.sleep(1)
+        solo1, _, _ = train_speed(admin, args.solo)
+        print(f"training alone: {solo1:.0f} img/s (load average {os.getloadavg()[0]:.2f})")
 
-        lat: dict[str, list[float]] = {"sample": [], "interpolate": []}
+        lat: dict[str, list[float]] = {"sample n=1": [], "sample n=4/16": [], "interpolate": []}
         errors: list[str] = []
         count = [0]
         lock = threading.Lock()
-        stop_at = time.time() + args.seconds
+
+        clients = [Client(url, verbose=False) for _ in range(args.users)]  # connected before the clock starts
 
         def user(i: int) -> None:
             rng = random.Random(i)
-            c = Client(url, verbose=False)
+            c = clients[i]
             k = 0
             while time.time() < stop_at:
                 with lock:
@@ -110,8 +146,9 @@ def main() -> None:
                 t0 = time.perf_counter()
                 try:
                     if k % 4 == 0:
-                        c.predict(model, rng.randrange(10_000), rng.choice([1, 4, 16]), 1.0, api_name="/sample")
-                        name = "sample"
+                        n = rng.choice([1, 1, 4, 16])
+                        c.predict(model, rng.randrange(10_000), n, 1.0, api_name="/sample")
+                        name = "sample n=1" if n == 1 else "sample n=4/16"
                     else:
                         c.predict(model, i, i + 1, (k % 20) / 19, api_name="/interpolate")
                         name = "interpolate"
@@ -122,6 +159,7 @@ def main() -> None:
                         errors.append(f"{type(e).__name__}: {e}"[:200])
 
         before = admin.predict(api_name="/progress")[0]
+        stop_at = time.time() + args.seconds
         threads = [threading.Thread(target=user, args=(i,)) for i in range(args.users)]
         t0 = time.time()
         for t in threads:
@@ -130,16 +168,25 @@ def main() -> None:
             t.join(timeout=args.seconds + 120)
         wall = time.time() - t0
         after = admin.predict(api_name="/progress")[0]
+        crowd = (after["step"] - before["step"]) * BATCH / wall
+        load_crowd = os.getloadavg()[0]
+        solo2, _, _ = train_speed(admin, args.solo)
         admin.predict(api_name="/stop")
+        solo = (solo1 + solo2) / 2
 
         served = sum(len(v) for v in lat.values())
         print(f"{args.users} users for {wall:.0f} s while training: {served} requests served "
               f"({served / wall:.1f}/s), errors {len(errors)}")  # fmt: skip
         for name, xs in lat.items():
             if xs:
-                print(f"  {name:11s} n={len(xs):5d}  p50 {1e3 * statistics.median(xs):7.0f} ms  "
+                print(f"  {name:14s} n={len(xs):5d}  p50 {1e3 * statistics.median(xs):7.0f} ms  "
                       f"p95 {1e3 * pct(xs, 0.95):7.0f} ms")  # fmt: skip
-        print(f"training meanwhile: step {before.get('step')} -> {after.get('step')} ({after.get('status')})")
+        print(f"training: alone {solo1:.0f} img/s before, {solo2:.0f} after (mean {solo:.0f}); with {args.users} "
+              f"users {crowd:.0f} img/s = {100 * crowd / solo:.0f} % of alone "
+              f"(step {before['step']} -> {after['step']}; load average {load_crowd:.2f})")  # fmt: skip
+        p95_one = pct(lat["sample n=1"], 0.95)
+        ok = crowd >= 0.6 * solo and p95_one < 0.5
+        print(f"targets (training >= 60 % of alone, p95 of a single image < 500 ms): {'met' if ok else 'NOT met'}")
         print(f"busy message to a second trainer: {busy}")
         for e in errors[:5]:
             print("  error:", e)

@@ -203,3 +203,110 @@ def test_training_plot_grows_then_stop(page, url):
     expect(status).to_contain_text("Stopped", timeout=60_000)
     expect(page.locator("#start")).to_be_enabled()
     shot(page, "tab-train-stopped")
+
+
+# ---- a public Space: the run belongs to who started it (issue 15); the Train tab's layout (issue 18) ----
+
+
+@pytest.fixture(scope="module")
+def space_url(tmp_path_factory):
+    """The app as a Space runs it (ownership enforced), on its own server."""
+    root = tmp_path_factory.mktemp("space")
+    gan.save_model(gan.Generator(TINY), root / "weights" / "tiny")
+    settings = Settings(
+        weights_dir=root / "weights", runs_dir=root / "runs", train_defaults=TINY_TRAIN, train_threads=1,
+        on_space=True,
+    )  # fmt: skip
+    demo = build_app(settings)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
+    yield Url(f"http://127.0.0.1:{port}/", demo.lab)
+    demo.lab.runner.shutdown()
+    demo.close()
+
+
+def test_only_the_starter_can_stop_a_run_on_a_space(browser, space_url, request):
+    from gradio_client import Client
+
+    a_ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    b_ctx = browser.new_context(viewport={"width": 1400, "height": 1000})  # another visitor: no shared storage
+    try:
+        a, b = a_ctx.new_page(), b_ctx.new_page()
+        for page in (a, b):
+            page.set_default_timeout(30_000)
+            page.goto(space_url)
+            page.get_by_role("tab", name="Train").click()
+        a.get_by_label("Steps", exact=True).fill("2500")  # not the form's default: a reload must show it again
+        a.locator("#start").click()
+        expect(a.locator("#train-status")).to_contain_text("Training", timeout=60_000)
+        expect(a.locator("#stop")).to_be_enabled()
+
+        expect(b.locator("#train-status")).to_contain_text("Training", timeout=30_000)  # B watches it live ...
+        expect(b.locator("#train-status")).to_contain_text("Started by another visitor: only they can stop it.")
+        expect(b.locator("#train-status")).to_contain_text("It ends at step 2,500 or after 30 minutes")
+        expect(b.locator("#stop")).to_be_disabled()  # ... read-only
+        expect(b.locator("#start")).to_be_disabled()
+        with pytest.raises(Exception, match="started by another visitor; only they can stop or resume it"):
+            Client(space_url, verbose=False).predict(api_name="/stop")  # nor through the API
+        assert space_url.lab.runner.job.alive and not space_url.lab.runner.job.stop.is_set()
+
+        a.reload()  # A's page reattaches: the Train tab, the run's own settings, and Stop still works
+        expect(a.locator("#train-status")).to_contain_text("Training", timeout=30_000)
+        expect(a.locator("#train-status")).not_to_contain_text("another visitor")
+        expect(a.locator("#stop")).to_be_enabled()
+        expect(a.get_by_role("tab", name="Train")).to_have_attribute("aria-selected", "true")
+        expect(a.get_by_label("Steps", exact=True)).to_have_value("2500")
+        a.locator("#stop").click()
+        expect(a.locator("#train-status")).to_contain_text("Stopped", timeout=60_000)
+        expect(b.locator("#train-status")).to_contain_text("Stopped", timeout=30_000)
+        expect(b.locator("#resume")).to_be_hidden()  # B is not offered A's run to resume
+        expect(a.locator("#resume")).to_be_enabled()
+        expect(a.locator("#resume-to input")).to_have_value("2500")  # Resume says its new total
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        for name, ctx in (("a", a_ctx), ("b", b_ctx)):
+            for i, p in enumerate(ctx.pages):
+                p.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{name}{i}-failure.png"), full_page=True)
+        raise
+    finally:
+        a_ctx.close()
+        b_ctx.close()
+
+
+LINE_COUNT_JS = """root => [...root.querySelectorAll('[data-testid="block-info"], label > span, .label-text')]
+    .filter(e => e.offsetParent !== null && e.innerText.trim())
+    .map(e => { const r = e.getBoundingClientRect(); const lh = parseFloat(getComputedStyle(e).lineHeight) || 20;
+                return {text: e.innerText.trim(), width: r.width, lines: Math.round(r.height / lh)}; })"""
+
+
+@pytest.mark.parametrize("width", [800, 1400, 1920])
+def test_train_tab_layout_reads_well(browser, url, width):
+    """Screenshots of the Train tab at three widths (test-artifacts/); no label broken into fragments,
+    every chart titled (also before any run), the SWD chart saying when its first point comes."""
+    ctx = browser.new_context(viewport={"width": width, "height": 1100})
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(url)
+        page.get_by_role("tab", name="Train").click()
+        page.get_by_text("Model size and more").click()  # open the accordion: its labels count too
+        expect(page.locator("#xflip")).to_be_visible()
+        page.wait_for_timeout(500)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"train-tab-{width}px.png"), full_page=True)
+        tab = page.locator("#start").locator("xpath=ancestor::div[contains(@class, 'tabitem')]").first
+        labels = tab.evaluate(LINE_COUNT_JS)
+        assert len(labels) > 10, labels
+        broken = [x for x in labels if x["lines"] > 2 or (x["lines"] > 1 and x["width"] < 120)]
+        assert not broken, f"labels wrapped into fragments at {width} px: {broken}"
+        for elem_id, title in (("loss-plot", "Losses"), ("prob-plot", "D's mean output"),
+                               ("metric-plot", "SWD (lower is better)")):  # fmt: skip
+            label = page.locator(f"#{elem_id} [data-testid='block-info']")
+            expect(label).to_be_visible()
+            expect(label).to_contain_text(title)
+            box = page.locator(f"#{elem_id}").bounding_box()
+            assert box["width"] >= 250, f"{elem_id} is {box['width']:.0f} px wide at {width} px"
+    finally:
+        ctx.close()

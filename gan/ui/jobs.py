@@ -152,7 +152,8 @@ class Job:
         if self.max_minutes:
             end = self.started + 60 * self.max_minutes
             parts.append(f"after {self.max_minutes:g} minutes (in {fmt_duration(max(0.0, end - time.time()))})")
-        return " or ".join(parts).capitalize() + "."
+        text = " or ".join(parts)
+        return text[0].upper() + text[1:] + "."
 
     def snapshot(self, since: int = 0, max_rows: int | None = None) -> dict[str, Any]:
         """The job's state as a JSON-able dict: losses after step `since`, thinned to max_rows if given."""

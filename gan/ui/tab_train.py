@@ -12,6 +12,7 @@ watches the run read-only (Stop disabled, a note saying when it ends).
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 
 import gradio as gr
@@ -36,6 +37,7 @@ from .train_view import (
 from .wiring import endpoint, go_to, pixel_image
 
 POLL_S = 1.0
+REATTACH_S = 30.0  # a page loaded this recently, whose visitor started the running job, shows it (and its form)
 MAX_PLOT_ROWS = 600  # loss rows sent to the plots per draw (thinned evenly)
 
 
@@ -65,6 +67,7 @@ class TrainUI:
     timer: gr.Timer
     drawn: gr.State  # what this page shows already: {"key", "grid", "job", "models", "resumable"}
     run_key: gr.BrowserState  # the key of the run this browser started (gan.ui.ownership)
+    tabs: gr.Tabs | None = None  # the page's tabs (a reattached page opens the Train tab)
 
     def train_inputs(self) -> list:
         return [self.source, self.files, self.folder, self.image_size, self.channels, *self.options]
@@ -134,9 +137,9 @@ def _options_ui(td: dict, auto_precision: str, settings: Settings) -> list:
     cap = settings.max_minutes or 0
     with gr.Accordion("Model size and more", open=False):
         with gr.Row():
-            g_width = gr.Slider(4, 128, value=td["g_width"], step=4, label="G width", min_width=180)
-            d_width = gr.Slider(4, 128, value=td["d_width"], step=4, label="D width", min_width=180)
-            z_dim = gr.Slider(2, 256, value=td["z_dim"], step=1, label="z size", min_width=180)
+            g_width = gr.Slider(4, 128, value=td["g_width"], step=4, label="G width", min_width=260)
+            d_width = gr.Slider(4, 128, value=td["d_width"], step=4, label="D width", min_width=260)
+            z_dim = gr.Slider(2, 256, value=td["z_dim"], step=1, label="z size", min_width=260)
         xflip = gr.Checkbox(recipe.xflip, label="Mirror images (off for digits and text)", elem_id="xflip")
         with gr.Row():
             seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=140)
@@ -213,7 +216,7 @@ def create_ui(settings: Settings, auto_precision: str) -> TrainUI:
             data_md = gr.Markdown("")
             data_examples = pixel_image("A few training images", height=240, visible=False, buttons=["fullscreen"])
     timer, drawn = gr.Timer(POLL_S), gr.State({})
-    run_key = gr.BrowserState("", storage_key="gan-lab-run-key")
+    run_key = gr.BrowserState("", storage_key="gan-lab-run-key", render=False)  # rendered with the page
     return TrainUI(source, files, folder, image_size, channels, load, options, start, stop, resume, resume_run,
                    resume_to, status, loss_plot, prob_plot, metric_plot, live_grid, run_zip, use, data_md,
                    data_examples, timer, drawn, run_key)  # fmt: skip
@@ -296,6 +299,10 @@ def panel(
         out[ui.run_zip] = gr.DownloadButton(value=z, visible=z is not None, label=f"Download {job.name}.zip")
         out[ui.use] = gr.Button(visible=z is not None)
         drawn.update(grid=[job.id, job.grid_step], job=job.id)
+        fresh = time.time() - drawn.get("loaded", 0.0) < REATTACH_S
+        if alive and mine and fresh and drawn.get("attached") != job.id:  # a reload: back to the run
+            out.update(form_updates(ui, job))
+            drawn["attached"] = job.id
     out[ui.start] = gr.Button(interactive=not alive)
     out[ui.stop] = gr.Button(interactive=alive and mine)
     can_resume = bool(resumable) and not (alive and pick == job.name)
@@ -313,8 +320,24 @@ def panel(
     return out
 
 
+def form_updates(ui: TrainUI, job) -> dict:
+    """The Train tab, showing the form as the job was started (a reattached page)."""
+    f, spec = job.form, job.spec
+    out = {ui.tabs: go_to("train")} if ui.tabs is not None else {}
+    if not f:
+        return out
+    out.update({ui.source: f["source"], ui.image_size: f["image_size"], ui.channels: f["channels"]})
+    if spec is not None and spec.kind in ("folder", "hub") and spec.paths:
+        out[ui.folder] = spec.paths[0]
+    out.update({comp: f[name] for comp, name in zip(ui.options, FORM_FIELDS) if name in f})
+    return out
+
+
 def panel_outputs(ui: TrainUI, model: gr.Dropdown) -> list:
+    form = [ui.source, ui.folder, ui.image_size, ui.channels, *ui.options]
     return [
+        *([ui.tabs] if ui.tabs is not None else []),
+        *form,
         ui.status,
         ui.loss_plot,
         ui.prob_plot,
@@ -352,23 +375,21 @@ FORM_FIELDS = ("steps", "batch_size", "lr", "loss", "augment", "ema", "precision
 
 
 def reattach_step(ui: TrainUI, lab: Lab, tabs: gr.Tabs) -> tuple:
-    """(fn, inputs, outputs) for a page load: a page of the running job's starter (any page, locally)
-    opens on the Train tab with the job's own settings in the form."""
-    outputs = [tabs, ui.source, ui.folder, ui.image_size, ui.channels, *ui.options]
+    """(fn, inputs, outputs) for a page load: the page of the running job's starter (any page, locally)
+    opens on the Train tab with the job's own settings. Should the run key arrive from localStorage
+    only after the load, the Train tab's next draws do it (within REATTACH_S of the load)."""
 
-    def reattach(key: str | None, request: gr.Request):
+    def reattach(drawn: dict | None, key: str | None, request: gr.Request):
+        drawn = {**(drawn or {}), "loaded": time.time()}
         job = lab.runner.job
-        if job is None or not job.alive or not job.form or not may_control(lab, viewer(request), key):
-            return [gr.skip()] * len(outputs)
-        f = job.form
-        spec = job.spec
-        text = spec.paths[0] if spec is not None and spec.kind in ("folder", "hub") and spec.paths else gr.skip()
-        source = f.get("source", gr.skip())
-        return [go_to("train"), source, text, f.get("image_size", gr.skip()), f.get("channels", gr.skip())] + [
-            f.get(name, gr.skip()) for name in FORM_FIELDS
-        ]
+        out: dict = {}
+        if job is not None and job.alive and may_control(lab, viewer(request), key):
+            out = form_updates(ui, job)
+            drawn["attached"] = job.id
+        return {**out, ui.drawn: drawn}
 
-    return reattach, [ui.run_key], outputs
+    return reattach, [ui.drawn, ui.run_key], [ui.drawn, tabs, ui.source, ui.folder, ui.image_size, ui.channels,
+                                              *ui.options]  # fmt: skip
 
 
 def suggest_total(lab: Lab, run: str | None, steps_box) -> int | gr.skip:
@@ -411,6 +432,8 @@ def preview_data(lab: Lab, source, files, folder, image_size, channels, seed):
 
 def create_event_handlers(ui: TrainUI, lab: Lab, model: gr.Dropdown, tabs: gr.Tabs) -> None:
     private = dict(api_visibility="private")
+    ui.tabs = tabs
+    ui.run_key.render()  # at the page level: a tab's components mount only when it is opened
     redraw, redraw_in, outs = redraw_step(ui, lab, model)
     ui.source.change(source_widgets, ui.source, [ui.files, ui.folder], **private)
     ui.load.click(
