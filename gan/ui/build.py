@@ -105,9 +105,16 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
         for button, target, tab in (
             (sample.to_a, interp.seed_a, "interpolate"),
             (sample.to_b, interp.seed_b, "interpolate"),
-            (sample.to_explore, explore.directions.seed, "explore"),
         ):
             button.click(lambda s, tab=tab: (s, go_to(tab)), sample.picked, [target, tabs], **private)
+        # to Explore with the thumbnail's truncation too, so the image is the one clicked
+        d = explore.directions
+        sample.to_explore.click(
+            lambda s, psi: (s, psi, go_to("explore")),
+            [sample.picked, sample.truncation],
+            [d.seed, d.truncation, tabs],
+            **private,
+        ).then(*tab_explore.redraw_directions(explore, lab, model), show_progress="hidden", **private)
         sample.to_train.click(lambda: go_to("train"), None, tabs, **private)
 
         # the one refresh chain: a new model redraws every tab; a page load also redraws the job

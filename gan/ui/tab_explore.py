@@ -13,7 +13,7 @@ from gan.onnx_export import explore_payload, plane_payload
 
 from . import browser_view
 from . import endpoints as ep
-from .common import MAX_SEED, USER_ERRORS
+from .common import USER_ERRORS
 from .lab import N_EXPLORE, STRIP_AMOUNTS, Lab
 from .settings import Settings
 from .wiring import direction_count, endpoint, no_model_notice, pixel_image, quietly, random_seed, random_seeds
@@ -112,9 +112,7 @@ def _directions_ui(settings: Settings) -> DirectionsUI:
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
             with gr.Row(equal_height=True):
-                seed = gr.Number(
-                    0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=3, elem_id="explore-seed"
-                )
+                seed = gr.Number(0, label="Seed", precision=0, scale=3, elem_id="explore-seed")
                 dice = gr.Button("Random", scale=0, min_width=80)
             view = browser_view.make(
                 settings,
@@ -184,9 +182,7 @@ def _plane_ui(settings: Settings) -> PlaneUI:
             for row in (("Top-left", "Top-right"), ("Bottom-left", "Bottom-right")):
                 with gr.Row():
                     for where in row:
-                        corners.append(
-                            gr.Number(len(corners) + 1, label=f"{where} seed", precision=0, minimum=0, maximum=MAX_SEED)
-                        )
+                        corners.append(gr.Number(len(corners) + 1, label=f"{where} seed", precision=0))
             dice = gr.Button("Random corners", size="sm")
             u = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="u (left → right)", elem_id="plane-u")
             v = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="v (top → bottom)", elem_id="plane-v")
@@ -233,7 +229,13 @@ def _photos_ui() -> PhotosUI:
                         pixel_image("reconstruction", height=150, buttons=["download"], elem_id=f"recon-{name.lower()}")
                     )
                 errors.append(
-                    gr.Number(None, label="RMS error (0 = identical, 1 = opposite)", interactive=False, precision=4)
+                    gr.Number(
+                        None,
+                        label="RMS error (0 = identical, 1 = opposite)",
+                        placeholder="after Invert",  # not "0", which would read as identical
+                        interactive=False,
+                        precision=4,
+                    )
                 )
         with gr.Column(scale=1, min_width=260):
             steps = gr.Slider(
@@ -332,6 +334,18 @@ def render_steps(ui: ExploreUI, lab: Lab, model: gr.Dropdown) -> list[tuple]:
     inputs = [model, d.seed, d.truncation, *p.corners, p.u, p.v, p.mode, p.truncation]
     outputs = [*d.sliders, *d.strips, d.image, p.image, p.grid, d.view, p.view]
     return [(functools.partial(render_all, lab), inputs, outputs)]
+
+
+def redraw_directions(ui: ExploreUI, lab: Lab, model: gr.Dropdown) -> tuple:
+    """(fn, inputs, outputs): the Directions view's latents and strips for the current seed and ψ
+    (after both were set from another tab, which fires no slider event)."""
+    d = ui.directions
+
+    def redraw(key, seed, truncation):
+        view = browser_view.payload_only(lab, key, explore_latents(lab, seed))
+        return [view, *seed_strips(lab, key, seed, truncation)]
+
+    return redraw, [model, d.seed, d.truncation], [d.view, *d.strips]
 
 
 def create_event_handlers(ui: ExploreUI, lab: Lab, model: gr.Dropdown) -> None:

@@ -11,7 +11,6 @@ from gan.onnx_export import interpolate_payload
 
 from . import browser_view
 from . import endpoints as ep
-from .common import MAX_SEED
 from .lab import N_DIRECTIONS, Lab
 from .settings import Settings
 from .wiring import direction_sliders, endpoint, no_model_notice, pixel_image, quietly, random_seed
@@ -49,8 +48,8 @@ def create_ui(has_model: bool, settings: Settings | None = None) -> InterpolateU
         with gr.Column(scale=1, min_width=300):
             notice = no_model_notice(not has_model)
             with gr.Row(equal_height=True):
-                seed_a = gr.Number(1, label="Seed A", precision=0, minimum=0, maximum=MAX_SEED)
-                seed_b = gr.Number(2, label="Seed B", precision=0, minimum=0, maximum=MAX_SEED)
+                seed_a = gr.Number(1, label="Seed A", precision=0)
+                seed_b = gr.Number(2, label="Seed B", precision=0)
             with gr.Row():
                 dice_a = gr.Button("Random A", size="sm", min_width=60)
                 swap = gr.Button("⇄ Swap", size="sm", min_width=60)
@@ -92,7 +91,7 @@ def create_ui(has_model: bool, settings: Settings | None = None) -> InterpolateU
         with gr.Row():
             gif = pixel_image("GIF", type="filepath", height=300)
             mp4 = gr.Video(label="MP4", interactive=False, height=300, loop=True, elem_classes=["pixelated"])
-            files = gr.File(label="Downloads", file_count="multiple", interactive=False)
+            files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="walk-files")
     return InterpolateUI(
         notice,
         seed_a,

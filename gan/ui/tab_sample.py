@@ -12,7 +12,7 @@ import gradio as gr
 from gan import sampling
 
 from . import endpoints as ep
-from .common import MAX_SEED, USER_ERRORS, slug, to_hwc
+from .common import USER_ERRORS, slug, to_hwc
 from .lab import Lab
 from .wiring import endpoint, no_model_notice, pixel_image, quietly, random_seed
 
@@ -49,7 +49,7 @@ def create_ui(has_model: bool) -> SampleUI:
             notice = no_model_notice(not has_model)
             to_train = gr.Button("Go to Train", visible=not has_model, variant="primary")
             with gr.Row(equal_height=True):
-                seed = gr.Number(0, label="Seed", precision=0, minimum=0, maximum=MAX_SEED, scale=3)
+                seed = gr.Number(0, label="Seed", precision=0, scale=3)
                 dice = gr.Button("Random", scale=0, min_width=80, elem_id="random-seed")
             n = gr.Slider(1, 64, value=16, step=1, label="Images (n)")
             truncation = gr.Slider(
@@ -74,7 +74,8 @@ def create_ui(has_model: bool) -> SampleUI:
                 show_label=False,
                 elem_id="seed-gallery",
                 columns=6,
-                height=320,
+                fit_columns=False,  # n = 1: one thumbnail, not one image stretched over the row
+                height="auto",  # every row visible, no inner scroll bar
                 object_fit="contain",
                 allow_preview=False,
                 elem_classes=["pixelated"],

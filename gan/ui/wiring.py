@@ -24,6 +24,8 @@ CSS = """
 .strip .icon-button-wrapper { display: none; }  /* a direction's strip: just the picture */
 #gan-header h1 { margin-bottom: 0; }
 #model-info p { margin: 0.2em 0; }
+#walk-files .label-clear-button { display: none; }  /* an output list: nothing to remove */
+#seed-gallery .caption-label { max-width: 100%; white-space: normal; overflow-wrap: anywhere; }  /* whole seeds */
 """
 RANDOM_SEED_MAX = 9_999_999  # the Random buttons pick seeds below this (short to read and type)
 
