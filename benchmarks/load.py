@@ -56,6 +56,36 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))] if xs else float("nan")
 
 
+class Caller:
+    """A light API client: Gradio's two-request HTTP protocol (POST /gradio_api/call/<name>, then read
+    the event stream until `complete`), one keep-alive connection. gradio_client costs several times
+    the CPU per call (threads, file downloads), and here it shares the 2 cores with the server."""
+
+    def __init__(self, url: str):
+        import httpx
+
+        self.url, self.http = url.rstrip("/"), httpx.Client(timeout=120)
+
+    def __call__(self, api: str, *data) -> None:
+        r = self.http.post(f"{self.url}/gradio_api/call/{api}", json={"data": list(data)})
+        r.raise_for_status()
+        event = None
+        with self.http.stream("GET", f"{self.url}/gradio_api/call/{api}/{r.json()['event_id']}") as s:
+            for line in s.iter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:") and event in ("complete", "error"):
+                    if event == "error":
+                        raise RuntimeError(f"{api}: {line[5:].strip()[:200]}")
+                    return
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def train_speed(admin, seconds: float) -> tuple[float, int, int]:
     """The training job's img/s over `seconds`, from the progress endpoint: (img/s, steps done, batch)."""
     a = admin.predict(api_name="/progress")[0]
@@ -78,6 +108,7 @@ def main() -> None:
     p.add_argument("--max-requests", type=int, default=20_000, help="a hard bound on calls in all")
     p.add_argument("--render-share", type=float, default=None, help="GAN_RENDER_SHARE for the app (default: its own)")
     p.add_argument("--switch-interval", type=float, default=None, help="sys.setswitchinterval for the app (seconds)")
+    p.add_argument("--concurrency", type=int, default=None, help="the app's default queue concurrency (an experiment)")
     args = p.parse_args()
 
     from gradio_client import Client
@@ -98,9 +129,14 @@ def main() -> None:
         env["GAN_RENDER_SHARE"] = str(args.render_share)
     print(f"machine: {os.cpu_count()} CPUs, {cpu_info().describe()}; load average {os.getloadavg()[0]:.2f}")
     launcher = [sys.executable, str(ROOT / "app.py")]
-    if args.switch_interval is not None:  # an experiment: the GIL handed over more often
-        code = (f"import sys, runpy; sys.setswitchinterval({args.switch_interval}); sys.argv = sys.argv[1:]; "
-                "runpy.run_path(sys.argv[0], run_name='__main__')")  # fmt: skip
+    if args.switch_interval is not None or args.concurrency is not None:  # experiments on the launcher's knobs
+        code = "import sys, runpy, functools, gradio; "
+        if args.switch_interval is not None:  # the GIL handed over more often
+            code += f"sys.setswitchinterval({args.switch_interval}); "
+        if args.concurrency is not None:  # more requests of one endpoint at a time
+            code += (f"q = gradio.Blocks.queue; gradio.Blocks.queue = lambda self, **kw: q(self, "
+                     f"**{{**kw, 'default_concurrency_limit': {args.concurrency}}}); ")  # fmt: skip
+        code += "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
         launcher = [sys.executable, "-c", code, str(ROOT / "app.py")]
     app = subprocess.Popen(
         [*launcher, "--port", str(port), "--host", "127.0.0.1", "--weights", str(weights), "--runs", str(tmp / "runs")],
@@ -131,7 +167,7 @@ def main() -> None:
         count = [0]
         lock = threading.Lock()
 
-        clients = [Client(url, verbose=False) for _ in range(args.users)]  # connected before the clock starts
+        clients = [Caller(url) for _ in range(args.users)]  # connected before the clock starts
 
         def user(i: int) -> None:
             rng = random.Random(i)
@@ -147,10 +183,10 @@ def main() -> None:
                 try:
                     if k % 4 == 0:
                         n = rng.choice([1, 1, 4, 16])
-                        c.predict(model, rng.randrange(10_000), n, 1.0, api_name="/sample")
+                        c("sample", model, rng.randrange(10_000), n, 1.0)
                         name = "sample n=1" if n == 1 else "sample n=4/16"
                     else:
-                        c.predict(model, i, i + 1, (k % 20) / 19, api_name="/interpolate")
+                        c("interpolate", model, i, i + 1, (k % 20) / 19, "slerp", 1.0, 0, 0, 0, 0, 0)
                         name = "interpolate"
                     with lock:
                         lat[name].append(time.perf_counter() - t0)
@@ -159,6 +195,7 @@ def main() -> None:
                         errors.append(f"{type(e).__name__}: {e}"[:200])
 
         before = admin.predict(api_name="/progress")[0]
+        cpu0 = (cpu_seconds(app.pid), time.process_time())
         stop_at = time.time() + args.seconds
         threads = [threading.Thread(target=user, args=(i,)) for i in range(args.users)]
         t0 = time.time()
@@ -167,6 +204,7 @@ def main() -> None:
         for t in threads:
             t.join(timeout=args.seconds + 120)
         wall = time.time() - t0
+        cpu_app, cpu_users = cpu_seconds(app.pid) - cpu0[0], time.process_time() - cpu0[1]
         after = admin.predict(api_name="/progress")[0]
         crowd = (after["step"] - before["step"]) * BATCH / wall
         load_crowd = os.getloadavg()[0]
@@ -181,6 +219,8 @@ def main() -> None:
             if xs:
                 print(f"  {name:14s} n={len(xs):5d}  p50 {1e3 * statistics.median(xs):7.0f} ms  "
                       f"p95 {1e3 * pct(xs, 0.95):7.0f} ms")  # fmt: skip
+        print(f"CPU meanwhile: the app {cpu_app / wall:.2f} cores, the {args.users} users (this process) "
+              f"{cpu_users / wall:.2f} cores, of {os.cpu_count()}")  # fmt: skip
         print(f"training: alone {solo1:.0f} img/s before, {solo2:.0f} after (mean {solo:.0f}); with {args.users} "
               f"users {crowd:.0f} img/s = {100 * crowd / solo:.0f} % of alone "
               f"(step {before['step']} -> {after['step']}; load average {load_crowd:.2f})")  # fmt: skip
