@@ -60,7 +60,8 @@ class PhotosUI:
     photos: list[gr.Image]  # A, B
     targets: list[gr.Image]
     reconstructions: list[gr.Image]
-    errors: list[gr.Number]
+    errors: list[gr.Number]  # hidden (the API's outputs); an empty Number would read "0" = identical
+    error_text: list[gr.Markdown]  # what the page shows instead
     steps: gr.Slider
     invert: gr.Button
     frames: gr.Slider
@@ -210,7 +211,7 @@ def _photos_ui() -> PhotosUI:
         "learned: a cat model turns anything into a cat.",
         elem_classes=NOTE,
     )
-    photos, targets, recs, errors = [], [], [], []
+    photos, targets, recs, errors, error_text = [], [], [], [], []
     with gr.Row():
         for name in "AB":
             with gr.Column(scale=1, min_width=260):
@@ -228,15 +229,8 @@ def _photos_ui() -> PhotosUI:
                     recs.append(
                         pixel_image("reconstruction", height=150, buttons=["download"], elem_id=f"recon-{name.lower()}")
                     )
-                errors.append(
-                    gr.Number(
-                        None,
-                        label="RMS error (0 = identical, 1 = opposite)",
-                        placeholder="after Invert",  # not "0", which would read as identical
-                        interactive=False,
-                        precision=4,
-                    )
-                )
+                errors.append(gr.Number(None, label="RMS error", interactive=False, precision=4, visible=False))
+                error_text.append(gr.Markdown(rms_text(None), elem_classes=NOTE, elem_id=f"rms-{name.lower()}"))
         with gr.Column(scale=1, min_width=260):
             steps = gr.Slider(
                 10,
@@ -250,7 +244,13 @@ def _photos_ui() -> PhotosUI:
             frames = gr.Slider(2, 128, value=24, step=1, label="Frames of the walk A → B")
             walk = gr.Button("Render the walk again", size="sm")
             gif = pixel_image("Walk between the two photos (GIF)", type="filepath", height=260)
-    return PhotosUI(photos, targets, recs, errors, steps, invert, frames, walk, gif, gr.State({}))
+    return PhotosUI(photos, targets, recs, errors, error_text, steps, invert, frames, walk, gif, gr.State({}))
+
+
+def rms_text(error: float | None) -> str:
+    if error is None:
+        return "RMS error: after **Invert** (0 = identical, 1 = opposite)"
+    return f"RMS error: **{error:.4f}** (0 = identical, 1 = opposite)"
 
 
 def _arithmetic_ui() -> ArithmeticUI:
@@ -382,7 +382,8 @@ def create_event_handlers(ui: ExploreUI, lab: Lab, model: gr.Dropdown) -> None:
         ph.outputs(),
         api_name="invert",
         show_progress_on=[*ph.reconstructions, ph.gif],
-    )  # progress bars where the results appear
+    ).then(lambda a, b: [rms_text(a), rms_text(b)], ph.errors, ph.error_text, show_progress="hidden", **private)
+    # progress bars where the results appear; the RMS lines follow the (hidden) numbers
     ph.walk.click(endpoint(ep.walk_photos, lab), [model, ph.frames, ph.state], ph.gif, **private)
 
     arithmetic = endpoint(ep.arithmetic, lab)
