@@ -551,8 +551,8 @@ def summarise(results: Path, cells: list[Cell]) -> dict:
             mean, sd = _mean_sd(swds)
             med = sorted(rs, key=lambda r: r["swd"]["swd_avg"])[(len(rs) - 1) // 2]
             row[c.name] = {
-                "n": len(rs), "seeds": [r["seed"] for r in rs], "swd_avg": swds, "mean": round(mean, 2),
-                "sd": round(sd, 2), "min": min(swds), "max": max(swds),
+                "n": len(rs), "seeds": [r["seed"] for r in rs], "swd_avg": swds, "mean": round(mean, 3),
+                "sd": round(sd, 3), "min": min(swds), "max": max(swds),
                 "steps": [r["step"] for r in rs], "cpu_min": [round(r["cpu_s"] / 60, 2) for r in rs],
                 "img_per_cpu_s": [r["img_per_cpu_s"] for r in rs], "diverged": [r["diverged"] for r in rs],
                 "median_seed": med["seed"], "median_grid": med["grid"], "files": [r["_file"] for r in rs],
