@@ -197,7 +197,7 @@ def create_ui(settings: Settings, auto_precision: str) -> TrainUI:
                     elem_id="resume-run", scale=2,
                 )  # fmt: skip
                 resume_to = gr.Number(
-                    0, label="Resume up to step", precision=0, minimum=1, visible=False, min_width=140,
+                    0, label="Resume up to step", precision=0, minimum=1, visible=False, min_width=200,
                     elem_id="resume-to", info="the run's new total",
                 )  # fmt: skip
         with gr.Column(scale=2, min_width=320):
