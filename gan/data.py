@@ -268,24 +268,8 @@ def _folder_entries(path: Path, limits: Limits, report: DatasetReport) -> Iterat
                 raise DataError(f"{path} has over {limits.max_files:,} files; the limit")
     if not files:
         raise DataError(f"folder {path} has no files")
-    total = 0
-    for f in files:
-        rel = f.relative_to(path).as_posix()
-        if f.is_symlink():
-            report.skip("symbolic link; not followed", rel)
-            continue
-        if _is_system(rel):
-            report.skip("system file (__MACOSX, .DS_Store, ._*)", rel)
-            continue
-        try:
-            total += f.stat().st_size
-            if total > limits.max_total_bytes:
-                raise DataError(f"{path} holds over {limits.max_total_bytes:,} bytes; the limit")
-            data = f.read_bytes()
-        except OSError:
-            report.skip("unreadable file (permission or I/O error)", rel)
-            continue
-        yield rel, data
+    yield from _read_files(files, limits, report, name=lambda f: f.relative_to(path).as_posix(),
+                           holds=f"{path} holds")  # fmt: skip
 
 
 def _gunzip(data: bytes, limit: int, what: str) -> bytes:
@@ -516,7 +500,8 @@ def load_files(
     parts = [load_images(a, size, channels, limits=limits, token=token) for a in archives]
     if loose:
         report = DatasetReport(f"{len(loose)} uploaded file{'s' if len(loose) > 1 else ''}")
-        parts.append(_decode_all(_file_entries(loose, limits, report), size, channels, limits, report))
+        entries = _read_files(loose, limits, report, name=lambda f: f.name, holds="the uploaded files hold")
+        parts.append(_decode_all(entries, size, channels, limits, report))
     if len(parts) == 1:
         return parts[0]
     report = DatasetReport.merge([p.report for p in parts], " + ".join(p.report.source for p in parts))
@@ -529,25 +514,29 @@ def load_files(
     return ImageData(images, report)
 
 
-def _file_entries(files: list[Path], limits: Limits, report: DatasetReport) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of single files, with the folder reader's checks (system files, symlinks, bytes)."""
+def _read_files(
+    files: list[Path], limits: Limits, report: DatasetReport, *, name, holds: str
+) -> Iterator[tuple[str, bytes]]:
+    """(name(f), bytes) of files, skipping (and counting) symlinks, system files and unreadable files,
+    and stopping at limits.max_total_bytes in all ("<holds> over N bytes; the limit")."""
     total = 0
     for f in files:
+        rel = name(f)
         if f.is_symlink():
-            report.skip("symbolic link; not followed", f.name)
+            report.skip("symbolic link; not followed", rel)
             continue
-        if _is_system(f.name):
-            report.skip("system file (__MACOSX, .DS_Store, ._*)", f.name)
+        if _is_system(rel):
+            report.skip("system file (__MACOSX, .DS_Store, ._*)", rel)
             continue
         try:
             total += f.stat().st_size
             if total > limits.max_total_bytes:
-                raise DataError(f"the uploaded files hold over {limits.max_total_bytes:,} bytes; the limit")
+                raise DataError(f"{holds} over {limits.max_total_bytes:,} bytes; the limit")
             data = f.read_bytes()
         except OSError:
-            report.skip("unreadable file (permission or I/O error)", f.name)
+            report.skip("unreadable file (permission or I/O error)", rel)
             continue
-        yield f.name, data
+        yield rel, data
 
 
 def _load_npz(path: Path, size: int, channels: int, limits: Limits, report: DatasetReport) -> ImageData:
@@ -654,60 +643,3 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """float [-1, 1] -> uint8 [0, 255]."""
     return ((x.float().clamp(-1, 1) + 1.0) * 127.5 + 0.5).to(torch.uint8)
-
-
-def _rand(g: torch.Generator, *shape: int, device: torch.device) -> torch.Tensor:
-    return torch.rand(*shape, generator=g, device=g.device).to(device)
-
-
-def xflip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    flip = _rand(g, x.shape[0], 1, 1, 1, device=x.device) < 0.5
-    return torch.where(flip, x.flip(3), x)
-
-
-def augment_classic(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """Real-image augmentation of the cat seeds: flip, rotate ±10°, shift ±6%, zoom 0.9-1.1."""
-    b = x.shape[0]
-    x = xflip(x, g)
-    r = _rand(g, b, 4, device=x.device) * 2 - 1  # (b, 4) in [-1, 1]
-    ang = r[:, 0] * (10 * torch.pi / 180)
-    zoom = 1.0 + 0.1 * r[:, 1]
-    cos, sin = torch.cos(ang) / zoom, torch.sin(ang) / zoom
-    theta = torch.stack(
-        [torch.stack([cos, -sin, 0.12 * r[:, 2]], 1), torch.stack([sin, cos, 0.12 * r[:, 3]], 1)], 1
-    )  # (b, 2, 3)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-
-
-def diffaugment(x: torch.Tensor, g: torch.Generator, cutout: float = 0.5, shift: float = 0.125) -> torch.Tensor:
-    """DiffAugment (Zhao et al. 2020) color, translation and cutout; differentiable in x."""
-    b, c, h, w = x.shape
-    dev = x.device
-    # color: brightness, saturation, contrast
-    r = _rand(g, 3, b, 1, 1, 1, device=dev)
-    x = x + (r[0] - 0.5)
-    m = x.mean(dim=1, keepdim=True)
-    x = (x - m) * (r[1] * 2) + m
-    m = x.mean(dim=(1, 2, 3), keepdim=True)
-    x = (x - m) * (r[2] + 0.5) + m
-    # translation by up to shift*size pixels, zero padded
-    sh, sw = int(h * shift + 0.5), int(w * shift + 0.5)
-    ty = (_rand(g, b, 1, 1, device=dev) * (2 * sh + 1)).long() - sh
-    tx = (_rand(g, b, 1, 1, device=dev) * (2 * sw + 1)).long() - sw
-    gb, gy, gx = torch.meshgrid(
-        torch.arange(b, device=dev), torch.arange(h, device=dev), torch.arange(w, device=dev), indexing="ij"
-    )
-    gy = (gy + ty + 1).clamp(0, h + 1)
-    gx = (gx + tx + 1).clamp(0, w + 1)
-    xp = F.pad(x, [1, 1, 1, 1]).permute(0, 2, 3, 1)  # (b, h+2, w+2, c)
-    x = xp[gb, gy, gx].permute(0, 3, 1, 2)  # (b, h, w, c) -> (b, c, h, w)
-    # cutout: one square of cutout*size zeroed per image
-    ch, cw = int(h * cutout + 0.5), int(w * cutout + 0.5)
-    oy = (_rand(g, b, 1, 1, device=dev) * (h + 1 - ch % 2)).long()
-    ox = (_rand(g, b, 1, 1, device=dev) * (w + 1 - cw % 2)).long()
-    yy = torch.arange(h, device=dev).view(1, h, 1)
-    xx = torch.arange(w, device=dev).view(1, 1, w)
-    inside = ((yy - oy + ch // 2) >= 0) & ((yy - oy + ch // 2) < ch)
-    inside = inside & ((xx - ox + cw // 2) >= 0) & ((xx - ox + cw // 2) < cw)
-    return x * (~inside).unsqueeze(1).to(x.dtype)

@@ -33,6 +33,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from . import augment
 from . import data as gdata
 from . import distributed as dist_util
 from .config import ModelConfig, TrainConfig
@@ -318,7 +319,7 @@ class Trainer:
         self.optD = torch.optim.Adam(self.D.parameters(), lr=train_cfg.lr_d, betas=betas, fused=fused)
         self.gen = torch.Generator(device=device).manual_seed(train_cfg.seed + self.ctx.rank)  # noise + augment
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.precision.precision == "bf16")
-        self.augment = {"none": None, "classic": gdata.augment_classic, "diffaugment": gdata.diffaugment}[
+        self.augment = {"none": None, "classic": augment.augment_classic, "diffaugment": augment.diffaugment}[
             train_cfg.augment
         ]
         self.channels_last = device.type == "cpu" and CHANNELS_LAST
@@ -343,7 +344,7 @@ class Trainer:
         if self.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         if cfg.xflip:
-            real = gdata.xflip(real, gen)
+            real = augment.xflip(real, gen)
         z = self.noise(real.shape[0])
         do_r1 = cfg.r1_gamma > 0 and self.n_updates % cfg.r1_every == 0
 

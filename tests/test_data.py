@@ -11,7 +11,8 @@ from PIL import Image
 
 import gan
 from gan import DataError, Limits, fit, load_images, make_synthetic
-from gan.data import augment_classic, diffaugment, read_idx
+from gan.augment import augment_classic, diffaugment
+from gan.data import read_idx
 
 from conftest import TINY, png_bytes, tiny_train
 
