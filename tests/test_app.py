@@ -319,7 +319,7 @@ def test_upload_zip_and_loose_files_with_a_broken_one(lab, tmp_path):
     assert state["step"] == 2
     saved = lab.runner.job.run_dir / "data.safetensors"  # the decoded uploads, for Resume
     assert saved.is_file() and not list(lab.runner.job.run_dir.glob("*.npz"))
-    from gan.ui.jobs import load_saved_images
+    from gan.ui.run_data import load_saved_images
 
     again = load_saved_images(saved)
     assert torch.equal(again.images, lab.runner.job.data.images) and again.report.n_ok == 6

@@ -25,10 +25,11 @@ from gan.hub import check_repo_id, is_repo_id
 from gan.recipes import APP_RUN, auto_metric_every, get_recipe, schedule
 
 from .common import MAX_SEED, AppError, clamp_int, parse_seeds, scrub, slug, to_hwc
-from .jobs import DataSpec, history
+from .jobs import history
 from .lab import Lab
 from .models import RUN_PREFIX
 from .ownership import check_control
+from .run_data import DataSpec
 
 INVERT_STEPS = 150  # default optimisation steps of a photo inversion: seconds on a CPU
 PLANE_N = 5  # the seed plane's overview grid is PLANE_N x PLANE_N

@@ -20,8 +20,9 @@ from gan import latent, sampling
 from gan.device import available_cores
 
 from .common import AppError, Scratch, row_image
-from .jobs import DataSpec, JobRunner, load_data
+from .jobs import JobRunner
 from .models import Models
+from .run_data import DataSpec, load_data
 from .settings import Settings
 
 N_DIRECTIONS = 5  # principal-direction sliders in the Interpolate tab (the first of the Explore tab's)
