@@ -12,7 +12,7 @@ import gradio as gr
 from gan.device import choose_precision, resolve_device
 from gan.hub import is_repo_id
 
-from . import browser_view, hub_panel, tab_explore, tab_interpolate, tab_sample, tab_train
+from . import browser_view, hub_panel, tab_explore, tab_interpolate, tab_sample, tab_train, train_live
 from .lab import Lab
 from .models import NO_MODEL
 from .settings import Settings
@@ -131,7 +131,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
         rescan.click(lambda key: refresh_models(lab, key), model, model, **private).then(*widgets, **private)
         chain(
             demo.load(lambda key: refresh_models(lab, key), model, model, **private),
-            [widgets, tab_train.redraw_step(train, lab, model), tab_train.reattach_step(train, lab, tabs), *views],
+            [widgets, train_live.redraw_step(train, lab, model), train_live.reattach_step(train, lab, tabs), *views],
         )
 
     demo.lab = lab
