@@ -116,15 +116,13 @@ def _probe_key(info: CpuInfo) -> str:
     return f"{info.model}|{info.capability}|bf16={info.native_bf16}|amx={info.amx}|torch={torch.__version__}"
 
 
-def measure_bf16_speedup(reps: int = 3, threads: int | None = None) -> float:
+def measure_bf16_speedup(reps: int = 3) -> float:
     """fp32 time / bf16 time of the real training step (G and D, forward and backward, both
     optimizers) on a small model (32 px, widths 32, batch 16), alternating the two precisions
     so that a busy machine hurts both alike. About a second where bf16 is native."""
     from .config import ModelConfig, TrainConfig
     from .train import Trainer
 
-    if threads:
-        torch.set_num_threads(threads)
     mcfg = ModelConfig(image_size=32, g_width=32, d_width=32)
     real = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
     trainers = {

@@ -43,9 +43,6 @@ class Recipe:
             t["ema_decay"] = ema_decay_for(t.get("steps", TrainConfig.steps))
         return ModelConfig(**m), TrainConfig(**t)
 
-    def train_fields(self) -> dict[str, Any]:
-        return dict(self.train)
-
 
 RECIPES: dict[str, Recipe] = {
     r.name: r
