@@ -24,8 +24,8 @@ run continues from its checkpoint (in runs/quality/).
     python benchmarks/quality_per_minute.py report     # -> benchmarks/results/quality_table.md, ...
     python benchmarks/quality_per_minute.py plan       # what the queue would run next
 
-The queue runs one training process at a time (each a subprocess with its own log in
-runs/quality/logs/); start it in the background with nohup.
+The queue runs `--workers` training processes at a time (default 1; each a one-thread subprocess with
+its own log in runs/quality/logs/); start it in the background with nohup.
 """
 
 from __future__ import annotations
@@ -479,7 +479,8 @@ def plan(results: Path, cells: list[Cell]) -> list[tuple[str, int, str]]:
 
 
 def queue(args, cells: list[Cell]) -> None:
-    """Run the plan one training process at a time, until everything is recorded."""
+    """Run the plan, `--workers` training processes at a time (each one thread; never two runs of
+    the same arm and seed at once), until everything is recorded."""
     runs = Path(args.runs)
     (runs / "logs").mkdir(parents=True, exist_ok=True)
     lock = open(runs / "queue.lock", "w")
@@ -491,9 +492,19 @@ def queue(args, cells: list[Cell]) -> None:
     lock.flush()
     qlog = open(runs / "queue.log", "a")
     failed: set[tuple[str, int]] = set()
+    running: dict[tuple[str, int], tuple[subprocess.Popen, str, float, Any]] = {}
     while True:
-        items = [it for it in plan(Path(args.results), cells) if (it[0], it[1]) not in failed]
-        if not items:
+        for key, (proc, c, t0, fh) in list(running.items()):
+            rc = proc.poll()
+            if rc is None:
+                continue
+            fh.close()
+            del running[key]
+            _log(qlog, f"end {key[0]} seed {key[1]} {c}: exit {rc} after {(time.time() - t0) / 60:.1f} min wall")
+            if rc != 0 or not result_path(Path(args.results), key[0], key[1], c).exists():
+                failed.add(key)
+        items = [it for it in plan(Path(args.results), cells) if (it[0], it[1]) not in failed | set(running)]
+        if not items and not running:
             if failed:  # the code may have been mid-edit: try the failed runs again in a while
                 _log(qlog, f"only failed runs left ({sorted(failed)}); retrying in 10 min")
                 time.sleep(600)
@@ -501,17 +512,16 @@ def queue(args, cells: list[Cell]) -> None:
                 continue
             _log(qlog, "all cells recorded")
             return
-        a, s, c = items[0]
-        logf = runs / "logs" / f"{a}_seed{s}.log"
-        cmd = [sys.executable, str(Path(__file__).resolve()), *_common_argv(args), "run", "--arm", a, "--seed",
-               str(s), "--cells", c]  # fmt: skip
-        _log(qlog, f"start {a} seed {s} {c} (log {logf})")
-        t0 = time.time()
-        with open(logf, "a") as fh:
-            rc = subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT).returncode
-        _log(qlog, f"end {a} seed {s} {c}: exit {rc} after {(time.time() - t0) / 60:.1f} min wall")
-        if rc != 0 or not result_path(Path(args.results), a, s, c).exists():
-            failed.add((a, s))
+        if items and len(running) < args.workers:
+            a, s, c = items[0]
+            logf = runs / "logs" / f"{a}_seed{s}.log"
+            cmd = [sys.executable, str(Path(__file__).resolve()), *_common_argv(args), "run", "--arm", a, "--seed",
+                   str(s), "--cells", c]  # fmt: skip
+            _log(qlog, f"start {a} seed {s} {c} (log {logf})")
+            fh = open(logf, "a")
+            running[(a, s)] = (subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT), c, time.time(), fh)
+            continue
+        time.sleep(5)
 
 
 def _common_argv(args) -> list[str]:
@@ -684,7 +694,8 @@ def main() -> None:
     r.add_argument("--arm", required=True, choices=list(arms()))
     r.add_argument("--seed", type=int, required=True)
     r.add_argument("--cells", nargs="+", required=True)
-    sub.add_parser("queue", help="run every pending cell, one process at a time")
+    q = sub.add_parser("queue", help="run every pending cell, --workers processes at a time")
+    q.add_argument("--workers", type=int, default=1, help="training processes at once (each uses one core)")
     sub.add_parser("plan", help="print what the queue would run, in order")
     sub.add_parser("report", help="write quality_table.md, quality_results.json and the grids")
     sub.add_parser("floor", help="SWD of real images against other real images (the floor)")
