@@ -184,6 +184,19 @@ def test_no_model_says_so_and_points_to_train(tmp_path):
     assert state["status"] == "idle" and grid is None and state["metrics"] == []
 
 
+def test_replaced_model_folders_are_not_models(tmp_path):
+    """save_model over an existing folder keeps the old one for a minute as a hidden .old folder (for
+    readers inside it); the picker lists only the models, never those (nor a half-written .tmpdir)."""
+    gan.save_model(gan.Generator(TINY), tmp_path / "weights" / "tiny")
+    gan.save_model(gan.Generator(TINY), tmp_path / "weights" / "tiny")  # replaced: .tiny.<id>.<time>.old stays
+    gan.save_model(gan.Generator(TINY), tmp_path / "runs" / "r1" / "model")
+    gan.save_model(gan.Generator(TINY), tmp_path / "runs" / ".r2.abc.tmpdir" / "model")
+    assert any(p.name.startswith(".tiny.") for p in (tmp_path / "weights").iterdir())
+    lab = make_lab(tmp_path)
+    assert lab.models.shipped() == ["tiny"]
+    assert lab.models.trained() == ["r1"]
+
+
 # ---- Explore ---------------------------------------------------------------------------------------
 
 

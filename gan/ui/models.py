@@ -59,13 +59,19 @@ class Models:
     def shipped(self) -> list[str]:
         if not self.weights_dir.is_dir():
             return []
-        names = sorted(p.name for p in self.weights_dir.iterdir() if p.is_dir() and is_model_dir(p))
+        names = sorted(
+            p.name for p in self.weights_dir.iterdir() if not p.name.startswith(".") and p.is_dir() and is_model_dir(p)
+        )
         return sorted(names, key=lambda n: n != DEFAULT_MODEL)  # the default first
 
     def trained(self) -> list[str]:
         if not self.runs_dir.is_dir():
             return []
-        runs = [p for p in self.runs_dir.iterdir() if p.is_dir() and is_model_dir(p / "model")]
+        runs = [
+            p
+            for p in self.runs_dir.iterdir()
+            if not p.name.startswith(".") and p.is_dir() and is_model_dir(p / "model")
+        ]
         runs.sort(key=lambda p: (p / "model" / "model.safetensors").stat().st_mtime, reverse=True)
         return [p.name for p in runs]
 

@@ -24,7 +24,6 @@ from .lab import Lab
 from .settings import Settings
 from .train_live import panel, redraw_step, suggest_total, viewer
 from .train_view import (
-    EMPTY_LOSSES,
     METRIC_TITLE,
     examples_grid,
     report_markdown,
@@ -169,7 +168,7 @@ def _options_ui(td: dict, auto_precision: str, settings: Settings) -> list:
 def _plot(y: str, title: str, y_title: str, elem_id: str, value=None, **kw) -> gr.LinePlot:
     """A chart whose title is its label (shown above it, also while it is empty)."""
     return gr.LinePlot(
-        value, x="step", y=y, label=title, show_label=True, y_title=y_title, height=260, elem_id=elem_id,
+        value, x="step", y=y, label=title, show_label=True, y_title=y_title, elem_id=elem_id,
         min_width=280, **kw,
     )  # fmt: skip
 
@@ -196,11 +195,8 @@ def create_ui(settings: Settings, auto_precision: str) -> TrainUI:
         with gr.Column(scale=2, min_width=320):
             status = gr.Markdown("No training run yet.", elem_classes=["gan-status"], elem_id="train-status")
             with gr.Row():
-                loss_plot = _plot("value", "Losses", "loss", "loss-plot", EMPTY_LOSSES, color="series")
-                prob_plot = _plot(
-                    "value", "D's mean output", "probability", "prob-plot", EMPTY_LOSSES, color="series",
-                    y_lim=[0, 1],
-                )  # fmt: skip
+                loss_plot = _plot("value", "Losses", "loss", "loss-plot", color="series")
+                prob_plot = _plot("value", "D's mean output", "probability", "prob-plot", color="series", y_lim=[0, 1])
                 metric_plot = _plot("swd", METRIC_TITLE, "SWD ×10³", "metric-plot", x_title="step")
             live_grid = pixel_image("Samples from fixed noise", height=420, elem_id="live-grid")
             with gr.Row():

@@ -14,7 +14,6 @@ from gan.hub import is_repo_id
 from .common import USER_ERRORS
 from .lab import Lab
 from .train_view import (
-    EMPTY_LOSSES,
     METRIC_TITLE,
     examples_grid,
     metric_frame,
@@ -30,6 +29,12 @@ if TYPE_CHECKING:
 
 REATTACH_S = 30.0  # a page loaded this recently, whose visitor started the running job, shows it (and its form)
 MAX_PLOT_ROWS = 600  # loss rows sent to the plots per draw (thinned evenly)
+
+
+def chart(df, label: str | None = None) -> gr.LinePlot:
+    """A LinePlot update; None while there is no point (the chart shows its title over an empty
+    frame: Vega would warn "Infinite extent" in the console for an empty table)."""
+    return gr.LinePlot(value=None if df is None or len(df) == 0 else df, **({"label": label} if label else {}))
 
 
 def viewer(request: gr.Request | None) -> str | None:
@@ -73,9 +78,9 @@ def panel(
     if job is None:
         out: dict = {
             ui.status: lab.runner.last_run() or "No training run yet. Pick data and options, then press **Start**.",
-            ui.loss_plot: EMPTY_LOSSES,
-            ui.prob_plot: EMPTY_LOSSES,
-            ui.metric_plot: gr.LinePlot(value=metric_frame([], empty=True), label=METRIC_TITLE),
+            ui.loss_plot: chart(None),
+            ui.prob_plot: chart(None),
+            ui.metric_plot: chart(None, METRIC_TITLE),
             ui.live_grid: None,
             ui.run_zip: gr.DownloadButton(visible=False),
             ui.use: gr.Button(visible=False),
@@ -91,11 +96,9 @@ def panel(
             )
         out = {
             ui.status: status,
-            ui.loss_plot: EMPTY_LOSSES if loss_df is None else loss_df,
-            ui.prob_plot: EMPTY_LOSSES if prob_df is None else prob_df,
-            ui.metric_plot: gr.LinePlot(
-                value=metric_frame(snap["metrics"], empty=True), label=metric_title(snap, job.start_step)
-            ),
+            ui.loss_plot: chart(loss_df),
+            ui.prob_plot: chart(prob_df),
+            ui.metric_plot: chart(metric_frame(snap["metrics"]), metric_title(snap, job.start_step)),
         }
         if drawn.get("grid") != [job.id, job.grid_step]:
             out[ui.live_grid] = job.grid

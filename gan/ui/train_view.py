@@ -28,18 +28,13 @@ def plot_frames(rows: list[dict]) -> tuple[pd.DataFrame | None, pd.DataFrame | N
     )
 
 
-EMPTY_LOSSES = pd.DataFrame({"step": pd.Series([], dtype=int), "value": pd.Series([], dtype=float),
-                             "series": pd.Series([], dtype=str)})  # fmt: skip  # a titled, empty chart
 METRIC_TITLE = "SWD (lower is better)"
 
 
-def metric_frame(metrics: list[dict], empty: bool = False) -> pd.DataFrame | None:
-    """Metric rows ({"step": s, "swd": v}) -> the SWD LinePlot's frame (None, or with `empty` an empty
-    frame, when there is no point yet)."""
+def metric_frame(metrics: list[dict]) -> pd.DataFrame | None:
+    """Metric rows ({"step": s, "swd": v}) -> the SWD LinePlot's frame (None while there is no point)."""
     rows = [m for m in metrics if "swd" in m]
-    if not rows and not empty:
-        return None
-    return pd.DataFrame(rows, columns=["step", "swd"])
+    return pd.DataFrame(rows, columns=["step", "swd"]) if rows else None
 
 
 def metric_title(snap: dict[str, Any], start_step: int = 0) -> str:
