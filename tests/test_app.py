@@ -650,6 +650,8 @@ def test_served_sample_explore_and_errors(served):
     assert np.array_equal(np.asarray(Image.open(e)), ep.explore(demo.lab, "tiny", 7, a1=2.0))
     with pytest.raises(ClientError, match=r"^Unknown model 'nope'\. Available: tiny\.$"):
         client.predict(model="nope", seed=0, n=4, truncation=1.0, api_name="/sample")
+    with pytest.raises(ClientError, match=r"^seed=-5 is out of range; allowed 0\.\.4294967280$"):  # one message
+        client.predict(model="tiny", seed=-5, n=16, truncation=1.0, api_name="/sample")
     with pytest.raises(ClientError, match="greater than maximum"):  # the slider's range: ±4 σ
         client.predict(model="tiny", seed=7, a2=50.0, api_name="/explore")
 

@@ -58,16 +58,14 @@ def create_ui(settings: Settings) -> HubUI:
                 push_repo = gr.Textbox(
                     label="Push the selected model to", placeholder="your-user-name/my-gan", max_lines=1
                 )
-                with gr.Row(equal_height=True):
-                    token = gr.Textbox(
-                        label="Hub token (write access)",
-                        type="password",
-                        max_lines=1,
-                        scale=3,
-                        placeholder="hf_…  (leave empty to use HF_TOKEN)",
-                        elem_id="hub-token",
-                    )
-                    private = gr.Checkbox(False, label="Private repo", scale=1, min_width=100)
+                token = gr.Textbox(
+                    label="Hub token (write access)",
+                    type="password",
+                    max_lines=1,
+                    placeholder="hf_…  (leave empty to use HF_TOKEN)",
+                    elem_id="hub-token",
+                )
+                private = gr.Checkbox(False, label="Private repo")
                 push = gr.Button("Push to the Hub", size="sm", variant="primary", elem_id="hub-push")
         gr.Markdown(token_note(settings), elem_classes=["gan-note"])
         status = gr.Markdown("", elem_id="hub-status")  # the last load or push: stays until the next

@@ -16,7 +16,16 @@ from . import endpoints as ep
 from .common import USER_ERRORS
 from .lab import N_EXPLORE, STRIP_AMOUNTS, Lab
 from .settings import Settings
-from .wiring import direction_count, endpoint, no_model_notice, pixel_image, quietly, random_seed, random_seeds
+from .wiring import (
+    direction_count,
+    endpoint,
+    no_model_notice,
+    pixel_image,
+    quietly,
+    random_seed,
+    random_seeds,
+    seed_check,
+)
 
 NOTE = ["gan-note"]
 
@@ -149,8 +158,8 @@ def _directions_ui(settings: Settings) -> DirectionsUI:
                             value=0.0,
                             step=0.1,
                             label=f"Direction {i + 1}",
-                            scale=1,
-                            min_width=180,
+                            scale=2,
+                            min_width=220,
                             elem_id=f"explore-d{i + 1}",
                         )
                     )
@@ -162,7 +171,7 @@ def _directions_ui(settings: Settings) -> DirectionsUI:
                             height=84,
                             container=False,
                             buttons=[],
-                            scale=2,
+                            scale=3,
                             min_width=240,
                             elem_classes=["pixelated", "strip"],
                             elem_id=f"explore-strip{i + 1}",
@@ -357,7 +366,9 @@ def create_event_handlers(ui: ExploreUI, lab: Lab, model: gr.Dropdown) -> None:
     # when the browser cannot
     d.view.submit(endpoint(ep.explore, lab), d.inputs(model), d.image, api_name="explore", **live)
     new_seed = lambda key, seed: browser_view.payload_only(lab, key, explore_latents(lab, seed))  # noqa: E731
-    d.seed.change(new_seed, [model, d.seed], d.view, **private, **live).then(
+    d.seed.change(
+        new_seed, [model, d.seed], d.view, validator=seed_check([model, d.seed], [d.seed]), **private, **live
+    ).then(  # fmt: skip
         functools.partial(seed_strips, lab), [model, d.seed, d.truncation], d.strips, **private, **live
     )
     d.truncation.release(
@@ -372,7 +383,9 @@ def create_event_handlers(ui: ExploreUI, lab: Lab, model: gr.Dropdown) -> None:
     new_corners = lambda key, *a: browser_view.payload_only(lab, key, plane_latents(*a))  # noqa: E731
     overview = dict(fn=quietly(ep.plane_overview, lab), inputs=p.overview_inputs(model), outputs=p.grid)
     gr.on([*[c.change for c in p.corners], p.mode.change], new_corners, [model, *p.corners, p.mode], p.view,
-          **private, **live).then(**overview, show_progress="hidden", **private)  # fmt: skip
+          validator=seed_check([model, *p.corners, p.mode], p.corners), **private, **live).then(
+        **overview, show_progress="hidden", **private
+    )  # fmt: skip
     p.truncation.release(**overview, **private, **live)
     p.dice.click(lambda: random_seeds(4), None, p.corners, **private)
 

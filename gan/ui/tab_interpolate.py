@@ -13,7 +13,16 @@ from . import browser_view
 from . import endpoints as ep
 from .lab import N_DIRECTIONS, Lab
 from .settings import Settings
-from .wiring import direction_sliders, endpoint, no_model_notice, pixel_image, quietly, random_seed
+from .wiring import (
+    api_twin,
+    direction_sliders,
+    endpoint,
+    no_model_notice,
+    pixel_image,
+    quietly,
+    random_seed,
+    seed_check,
+)
 
 
 @dataclass
@@ -56,9 +65,9 @@ def create_ui(has_model: bool, settings: Settings | None = None) -> InterpolateU
                 dice_b = gr.Button("Random B", size="sm", min_width=60)
             t = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="t (0 = seed A, 1 = seed B)", elem_id="t")
             with gr.Row():
-                mode = gr.Radio(["slerp", "lerp"], value="slerp", label="Path", scale=1)
+                mode = gr.Radio(["slerp", "lerp"], value="slerp", label="Path", scale=1, min_width=160)
                 truncation = gr.Slider(
-                    0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", scale=2, elem_id="interp-psi"
+                    0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", scale=2, min_width=240, elem_id="interp-psi"
                 )
         with gr.Column(scale=1):
             view = browser_view.make(
@@ -84,10 +93,10 @@ def create_ui(has_model: bool, settings: Settings | None = None) -> InterpolateU
             reset_dirs = gr.Button("Reset directions", size="sm")
     with gr.Accordion("Animation: the walk from A to B", open=True):
         with gr.Row(equal_height=True):
-            frames = gr.Slider(2, 256, value=32, step=1, label="Frames")
-            fps = gr.Slider(1, 60, value=12, step=1, label="Frames per second")
-            loop = gr.Checkbox(True, label="There and back (loops smoothly)")
-            walk = gr.Button("Render GIF + MP4", variant="primary")
+            frames = gr.Slider(2, 256, value=32, step=1, label="Frames", min_width=240)
+            fps = gr.Slider(1, 60, value=12, step=1, label="Speed (fps)", min_width=240)
+            loop = gr.Checkbox(True, label="There and back (loops smoothly)", min_width=200)
+            walk = gr.Button("Render GIF + MP4", variant="primary", min_width=160)
         with gr.Row():
             gif = pixel_image("GIF", type="filepath", height=300)
             mp4 = gr.Video(label="MP4", interactive=False, height=300, loop=True, elem_classes=["pixelated"])
@@ -141,22 +150,22 @@ def create_event_handlers(ui: InterpolateUI, lab: Lab, model: gr.Dropdown) -> No
     private = dict(api_visibility="private")
     # Slider moves are drawn in the browser; the view asks the server (its `submit`) only when it
     # cannot run the model there: the API's `interpolate` is that server render.
+    seeds = [ui.seed_a, ui.seed_b]
     ui.view.submit(
         endpoint(ep.interpolate, lab), ui.inputs(model), ui.image, api_name="interpolate", **browser_view.LIVE
     )
     # new ends: new latents for the browser (which redraws, or triggers `submit` when the server renders)
     ends = [model, ui.seed_a, ui.seed_b, ui.mode]
     new_ends = lambda key, *a: browser_view.payload_only(lab, key, payload_fn(lab, key, *a))  # noqa: E731
-    gr.on([ui.mode.change, ui.seed_a.change, ui.seed_b.change], new_ends, ends, ui.view, **private, **browser_view.LIVE)
+    gr.on([ui.mode.change, ui.seed_a.change, ui.seed_b.change], new_ends, ends, ui.view,
+          validator=seed_check(ends, seeds), **private, **browser_view.LIVE)  # fmt: skip
     ui.dice_a.click(random_seed, None, ui.seed_a, **private)
     ui.dice_b.click(random_seed, None, ui.seed_b, **private)
     ui.swap.click(lambda a, b: (b, a), [ui.seed_a, ui.seed_b], [ui.seed_a, ui.seed_b], **private)
     ui.reset_dirs.click(lambda: [0.0] * N_DIRECTIONS, None, ui.dirs, **private).then(
         new_ends, ends, ui.view, show_progress="hidden", **private
     )
-    ui.walk.click(
-        endpoint(ep.walk, lab),
-        [model, ui.seed_a, ui.seed_b, ui.frames, ui.mode, ui.truncation, ui.fps, ui.loop, *ui.dirs],
-        [ui.gif, ui.mp4, ui.files],
-        api_name="walk",
-    )
+    walk_inputs = [model, ui.seed_a, ui.seed_b, ui.frames, ui.mode, ui.truncation, ui.fps, ui.loop, *ui.dirs]
+    walk = endpoint(ep.walk, lab)
+    api_twin(walk, walk_inputs, [ui.gif, ui.mp4, ui.files], "walk")  # first: it takes the name `walk`
+    ui.walk.click(walk, walk_inputs, [ui.gif, ui.mp4, ui.files], validator=seed_check(walk_inputs, seeds), **private)

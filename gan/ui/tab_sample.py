@@ -14,7 +14,7 @@ from gan import sampling
 from . import endpoints as ep
 from .common import USER_ERRORS, slug, to_hwc
 from .lab import Lab
-from .wiring import endpoint, no_model_notice, pixel_image, quietly, random_seed
+from .wiring import api_twin, endpoint, no_model_notice, pixel_image, quietly, random_seed, seed_check
 
 
 @dataclass
@@ -51,7 +51,7 @@ def create_ui(has_model: bool) -> SampleUI:
             with gr.Row(equal_height=True):
                 seed = gr.Number(0, label="Seed", precision=0, scale=3)
                 dice = gr.Button("Random", scale=0, min_width=80, elem_id="random-seed")
-            n = gr.Slider(1, 64, value=16, step=1, label="Images (n)")
+            n = gr.Slider(1, 64, value=16, step=1, label="Images (n)", elem_id="sample-n")
             truncation = gr.Slider(
                 0.0,
                 2.0,
@@ -153,8 +153,10 @@ def create_event_handlers(ui: SampleUI, lab: Lab, model: gr.Dropdown) -> None:
             api_visibility="private",
         )
 
-    ui.generate.click(sample, ui.inputs(model), ui.grid, api_name="sample").success(**gallery())
-    ui.seed.submit(sample, ui.inputs(model), ui.grid, api_visibility="private").success(**gallery())
+    check = seed_check(ui.inputs(model), [ui.seed])  # a bad seed: its message under the box, outputs kept
+    api_twin(sample, ui.inputs(model), ui.grid, "sample")  # first: it takes the name `sample`
+    ui.generate.click(sample, ui.inputs(model), ui.grid, api_visibility="private", validator=check).success(**gallery())
+    ui.seed.submit(sample, ui.inputs(model), ui.grid, api_visibility="private", validator=check).success(**gallery())
     gr.on(
         [ui.n.release, ui.truncation.release],
         sample,
@@ -162,6 +164,7 @@ def create_event_handlers(ui: SampleUI, lab: Lab, model: gr.Dropdown) -> None:
         ui.grid,
         api_visibility="private",
         trigger_mode="always_last",
+        validator=check,
     ).success(**gallery())
     ui.dice.click(random_seed, None, ui.seed, api_visibility="private").then(
         sample, ui.inputs(model), ui.grid, api_visibility="private"

@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 
-from .common import USER_ERRORS
+from .common import MAX_SEED, USER_ERRORS, AppError, clamp_int
 from .lab import Lab
 
 CSS = """
@@ -25,6 +25,8 @@ CSS = """
 #gan-header h1 { margin-bottom: 0; }
 #model-info p { margin: 0.2em 0; }
 #walk-files .label-clear-button { display: none; }  /* an output list: nothing to remove */
+/* as many columns as fit (Gradio's are a fixed 6 of at least 100 px: cut off on narrow screens) */
+#seed-gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(88px, 1fr)) !important; }
 #seed-gallery .caption-label { max-width: 100%; white-space: normal; overflow-wrap: anywhere; }  /* whole seeds */
 """
 RANDOM_SEED_MAX = 9_999_999  # the Random buttons pick seeds below this (short to read and type)
@@ -36,6 +38,9 @@ def launch_options() -> dict[str, Any]:
         "theme": gr.themes.Soft(primary_hue="indigo", secondary_hue="pink"),
         "css": CSS,
         "footer_links": ["api", "gradio", "settings"],
+        # Gradio 6.31's status tracker announces these keys to screen readers, but its English texts
+        # lack them: "common.complete" would be read out after every event with a progress bar
+        "i18n": gr.I18n(en={"common.complete": "Complete", "common.error": "Error"}),
     }
 
 
@@ -72,6 +77,33 @@ def endpoint(fn: Callable, lab: Lab) -> Callable:
     wrapper.__signature__ = inspect.Signature(params)  # without `lab`: what the API shows
     del wrapper.__wrapped__  # Gradio reads the signature above, not fn's
     return wrapper
+
+
+def seed_check(inputs: list, seeds: list) -> Callable:
+    """A Gradio `validator` for an event whose `inputs` include the seed boxes `seeds`: a bad seed
+    gets its message under its box, the event does not run, and its outputs keep what they show (no
+    error badge). API calls of the event get the same message (gradio_client's ValidationError)."""
+    where = [any(c is s for s in seeds) for c in inputs]
+
+    def validate(*args):
+        out = []
+        for is_seed, v in zip(where, args, strict=False):
+            try:
+                if is_seed:
+                    clamp_int("seed", v, 0, MAX_SEED)
+                out.append(gr.validate(True, ""))
+            except AppError as e:
+                out.append(gr.validate(False, str(e)))
+        return out
+
+    return validate
+
+
+def api_twin(fn: Callable, inputs: list, outputs: list | Any, api_name: str, **kw: Any) -> None:
+    """The API endpoint of a page event that has a `seed_check` validator, on a hidden button: a
+    validator would run the components' own checks (a slider's range) before the endpoint's, and
+    turn their clear messages into a bare HTTP 400 for API clients."""
+    gr.Button(visible=False).click(fn, inputs, outputs, api_name=api_name, **kw)
 
 
 def quietly(fn: Callable, lab: Lab, empty: Any = None) -> Callable:
