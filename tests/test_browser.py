@@ -96,6 +96,8 @@ def page(browser, url, request):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = ctx.new_page()
     page.set_default_timeout(30_000)
+    page.console_messages = []  # every test may check them with console_problems()
+    page.on("console", lambda m: page.console_messages.append(m))
     failed_before = request.session.testsfailed
     page.goto(url)
     yield page
@@ -204,6 +206,7 @@ def test_training_plot_grows_then_stop(page, url):
     expect(status).to_contain_text("Stopped", timeout=60_000)
     expect(page.locator("#start")).to_be_enabled()
     shot(page, "tab-train-stopped")
+    assert not console_problems(page.console_messages), console_problems(page.console_messages)
 
 
 # ---- a public Space: the run belongs to who started it (issue 15); the Train tab's layout (issue 18) ----
