@@ -393,21 +393,27 @@ def test_forced_bf16_warns_once_with_the_slowdown(tmp_path, monkeypatch):
 
 
 def test_training_thread_uses_every_core(tmp_path, monkeypatch):
-    """A thread inherits the thread count of the one that started it (a render sets 1)."""
+    """Training uses every core, whatever the thread that started it had set (a render sets 1)."""
     seen: list[int] = []
 
     def fake_fit(model_cfg, train_cfg, data, *, out_dir, resume, stop):
         seen.append(torch.get_num_threads())
         yield gan.Done(step=0, reason="finished", message="", model_dir=None)
 
-    monkeypatch.setattr(gan, "fit", fake_fit)
-    runner = JobRunner(tmp_path)
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         spec = ep.DataSpec("synthetic", 16, 3)
-        job = runner.start(*gan.recipes.get_recipe("cpu").configs(image_size=16, steps=1), gan.load_images(
-            "synthetic", 16, 3, n_synthetic=64), spec, tmp_path / "run")  # fmt: skip
+        data = gan.load_images("synthetic", 16, 3, n_synthetic=64)
+        cfgs = gan.recipes.get_recipe("cpu").configs(image_size=16, steps=1)
+        # the app's way: a process of its own, which sets its threads itself
+        job = JobRunner(tmp_path).start(*cfgs, data, spec, tmp_path / "run")
+        job.thread.join(120)
+        started = [e for e in read_log(job.run_dir / "log.jsonl") if e["event"] == "Started"]
+        assert job.status == "finished" and started[0]["threads"] == available_cores()
+        # in the runner's thread (isolate=False): the thread sets them
+        monkeypatch.setattr(gan, "fit", fake_fit)
+        job = JobRunner(tmp_path, isolate=False).start(*cfgs, data, spec, tmp_path / "run2")
         job.thread.join(10)
     finally:
         torch.set_num_threads(old)

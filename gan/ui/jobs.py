@@ -1,10 +1,15 @@
-"""The training job runner: one `gan.fit` run per app process, consumed in a background thread.
+"""The training job runner: one `gan.fit` run per app, in a process of its own.
 
 What happens when you press Start: the Train tab (`gan.ui.tab_train`) calls the `train`
 endpoint (`gan.ui.endpoints.train`), which checks the options, builds the configs from the CPU
 recipe and loads the data; then `JobRunner.start` below makes the run folder and starts
-`JobRunner._run` in a thread. That thread sets its torch threads, iterates `gan.fit(...)`, writes
-each event to the run's log.jsonl and folds it into the `Job` that the tab polls once a second.
+`JobRunner._run` in a thread. That thread starts `train_process` (a spawned process: it sets its
+torch threads and iterates `gan.fit(...)`, sending each event back through a pipe), writes each
+event to the run's log.jsonl and folds it into the `Job` that the tab polls once a second.
+
+Why a process: in a thread of the server, training shares the GIL with every request; on 2 cores,
+20 visitors sampling cut its speed to a fifth while the CPU was not even busy (benchmarks/load.py).
+`isolate=False` runs `gan.fit` in the thread itself (tests that replace `gan.fit`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 import gan
 from gan.device import set_threads
@@ -48,6 +54,7 @@ class Job:
     spec: DataSpec | None
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     status: str = "starting"  # starting | running | stopping | finished | stopped | diverged | failed
+    outcome: str = ""  # Done's reason, the status once the runner has written the run's folder
     message: str = ""
     precision: str = ""  # e.g. "fp32: this CPU (AVX2) has no native bf16 kernels", from Started
     start_step: int = 0
@@ -136,8 +143,8 @@ class Job:
             self.step = ev.step
         elif isinstance(ev, gan.Rollback):
             self.message = ev.message
-        elif isinstance(ev, gan.Done):
-            self.step, self.status, self.message = ev.step, ev.reason, ev.message
+        elif isinstance(ev, gan.Done):  # the status changes when the runner has finished (JobRunner._run)
+            self.step, self.outcome, self.message = ev.step, ev.reason, ev.message
             if ev.model_dir:
                 self.model_key = RUN_PREFIX + self.name
         self.version += 1
@@ -159,9 +166,10 @@ def history(run_dir: Path, upto: int) -> tuple[list[dict], list[dict]]:
 class JobRunner:
     """Starts, stops and reports the one training job of this process."""
 
-    def __init__(self, runs_dir: Path, keep_runs: int = 20, threads: int = 0):
+    def __init__(self, runs_dir: Path, keep_runs: int = 20, threads: int = 0, isolate: bool = True):
         self.runs_dir, self.keep_runs = Path(runs_dir), keep_runs
-        self.threads = threads  # torch threads of the training thread (0: every core)
+        self.threads = threads  # torch threads of the training (0: every core)
+        self.isolate = isolate  # train in a process of its own (else in the runner's thread)
         self.job: Job | None = None
         self.lock = threading.Lock()
         self.owners: dict[str, Owner] = {}  # run name -> who started it (this process's runs)
@@ -298,11 +306,11 @@ class JobRunner:
         atomic_write_json(p, meta)
 
     def _run(self, job: Job, model_cfg, train_cfg: gan.TrainConfig, resume: Path | None) -> None:
-        """The training thread: all cores for training, whatever thread count its starter had."""
-        set_threads(self.threads)  # a thread inherits its parent's count: 1 if a render thread had just set 1
+        """The runner's thread: the training's events into the log and the Job, whatever happens."""
         try:
             with RunLog(job.run_dir / LOG_NAME) as log:  # the same log the command line writes
-                for ev in gan.fit(model_cfg, train_cfg, job.data, out_dir=job.run_dir, resume=resume, stop=job.stop):
+                events = self._events_isolated if self.isolate else self._events_here
+                for ev in events(job, model_cfg, train_cfg, resume):
                     log.write(ev)
                     with job.lock:
                         job.apply(ev)
@@ -315,11 +323,60 @@ class JobRunner:
                 job.version += 1
         finally:  # the run folder first, then the job ends: a new run never meets a half-written folder
             with job.lock:
-                final = "stopped" if job.status in ("starting", "running", "stopping") else job.status
+                live = job.status in ("starting", "running", "stopping")
+                final = (job.outcome or "stopped") if live else job.status  # no Done: "stopped"
             self._write_meta(job, train_cfg, status=final)  # iterator ended without Done: "stopped"
             with job.lock:
                 job.status, job.finished = final, time.time()
                 job.version += 1
+
+    def _events_here(self, job: Job, model_cfg, train_cfg, resume):
+        set_threads(self.threads)  # a thread inherits its parent's count: 1 if a render thread had just set 1
+        yield from gan.fit(model_cfg, train_cfg, job.data, out_dir=job.run_dir, resume=resume, stop=job.stop)
+
+    def _events_isolated(self, job: Job, model_cfg, train_cfg, resume):
+        """gan.fit's events from `train_process`; Stop is passed on; a process that dies is a failure."""
+        ctx = torch.multiprocessing.get_context("spawn")  # never fork a server with threads
+        stop = ctx.Event()
+        recv, send = ctx.Pipe(duplex=False)
+        job.data.images.share_memory_()  # the child maps the same memory: no copy through the pipe
+        proc = ctx.Process(
+            target=train_process, name="gan-lab-train",
+            args=(model_cfg, train_cfg, job.data, str(job.run_dir), None if resume is None else str(resume), stop,
+                  send, self.threads),
+            daemon=True,
+        )  # fmt: skip
+        proc.start()
+        send.close()  # the child holds the other end: EOF when it exits
+        done = False
+        try:
+            while not done:
+                if job.stop.is_set():
+                    stop.set()
+                if not recv.poll(0.2):
+                    if not proc.is_alive() and not recv.poll(0):
+                        break
+                    continue
+                try:
+                    msg = recv.recv()
+                except EOFError:
+                    break
+                if isinstance(msg, TrainFailure):
+                    raise RuntimeError(msg.message)
+                done = isinstance(msg, gan.Done)  # its last event: the run ends now, not when the process has exited
+                yield msg
+        finally:
+            stop.set()
+            recv.close()
+            if done:  # everything is written; the process is only exiting
+                threading.Thread(target=proc.join, daemon=True).start()
+            else:
+                proc.join(60)
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join(10)
+        if not done and proc.exitcode not in (0, None):
+            raise RuntimeError(f"the training process ended with exit code {proc.exitcode}")
 
     def stop(self) -> str:
         job = self.job
@@ -393,3 +450,23 @@ class JobRunner:
             return d, json.loads(meta_p.read_text())
         except (OSError, ValueError) as e:
             raise AppError(f"Run {run!r} cannot be resumed: its {META_NAME} is unreadable ({e}).") from None
+
+
+@dataclass
+class TrainFailure:
+    """What train_process sends when gan.fit raises (the traceback goes to the server's stderr)."""
+
+    message: str
+
+
+def train_process(model_cfg, train_cfg, data, run_dir: str, resume: str | None, stop, conn, threads: int) -> None:
+    """The training process: gan.fit's events through `conn`; `stop` (a multiprocessing Event) stops it."""
+    try:
+        set_threads(threads)
+        for ev in gan.fit(model_cfg, train_cfg, data, out_dir=run_dir, resume=resume, stop=stop):
+            conn.send(ev)
+    except Exception as e:  # noqa: BLE001 - reported to the runner, which marks the run failed
+        traceback.print_exc()
+        conn.send(TrainFailure(f"{type(e).__name__}: {e}"))
+    finally:
+        conn.close()

@@ -41,7 +41,7 @@ class Settings:
     max_upload_mb: int | None = None  # GAN_MAX_UPLOAD_MB: the largest file an upload may be (None: by on_space)
     keep_runs: int = 20  # GAN_KEEP_RUNS: older app run folders are deleted (0: keep all)
     train_threads: int = 0  # GAN_TRAIN_THREADS: torch threads of the training job (0: every core)
-    render_share: float = 0.5  # GAN_RENDER_SHARE: while a run trains, renders use at most this share of one core
+    render_share: float = 0.2  # GAN_RENDER_SHARE: while a run trains, renders use at most this share of one core
     host: str = "127.0.0.1"  # GRADIO_SERVER_NAME (0.0.0.0 on a Space)
     port: int = 7860  # GRADIO_SERVER_PORT
     train_defaults: Mapping[str, Any] = field(default_factory=dict)  # initial Train tab values (tests: tiny)
@@ -77,7 +77,7 @@ class Settings:
             max_upload_mb=_int(env, "GAN_MAX_UPLOAD_MB", None),
             keep_runs=_int(env, "GAN_KEEP_RUNS", 20),
             train_threads=_int(env, "GAN_TRAIN_THREADS", 0),
-            render_share=min(1.0, max(0.05, _float(env, "GAN_RENDER_SHARE") or 0.5)),
+            render_share=min(1.0, max(0.05, _float(env, "GAN_RENDER_SHARE") or 0.2)),
             host=env.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if on_space else "127.0.0.1"),
             port=_int(env, "GRADIO_SERVER_PORT", 7860),
             ort_base=env.get("GAN_ORT_URL") or None,
