@@ -9,6 +9,7 @@ and take a second or two.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import socket
@@ -418,6 +419,23 @@ def test_training_thread_uses_every_core(tmp_path, monkeypatch):
     finally:
         torch.set_num_threads(old)
     assert seen == [available_cores()] and job.status == "finished"
+
+
+def test_a_failure_in_the_training_process_fails_the_job_with_its_message(tmp_path):
+    """gan.fit raising in the training process: the job fails with the error's message (the pipe
+    carries it back), its folder says failed, and the runner takes the next run."""
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    runner = JobRunner(tmp_path / "runs")
+    data = gan.load_images("synthetic", 16, 3, n_synthetic=64)
+    cfgs = gan.recipes.get_recipe("cpu").configs(image_size=16, steps=2)
+    job = runner.start(*cfgs, data, ep.DataSpec("synthetic", 16, 3), tmp_path / "runs" / "r1", resume=bad)
+    job.thread.join(120)
+    assert job.status == "failed" and job.message.startswith("Training failed: CheckpointError: ")
+    assert json.loads((job.run_dir / "app_run.json").read_text())["status"] == "failed"
+    job = runner.start(*cfgs, data, ep.DataSpec("synthetic", 16, 3), tmp_path / "runs" / "r2")
+    job.thread.join(120)
+    assert job.status == "finished" and job.step == 2
 
 
 def test_metric_every_is_automatic():

@@ -7,9 +7,8 @@ recipe and loads the data; then `JobRunner.start` below makes the run folder and
 torch threads and iterates `gan.fit(...)`, sending each event back through a pipe), writes each
 event to the run's log.jsonl and folds it into the `Job` that the tab polls once a second.
 
-Why a process: in a thread of the server, training shares the GIL with every request; on 2 cores,
-20 visitors sampling cut its speed to a fifth while the CPU was not even busy (benchmarks/load.py).
-`isolate=False` runs `gan.fit` in the thread itself (tests that replace `gan.fit`).
+Why a process: see `gan.ui.train_process`. `isolate=False` runs `gan.fit` in the thread itself
+(tests that replace `gan.fit`).
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 import gan
 from gan.device import set_threads
@@ -36,6 +34,7 @@ from .common import AppError, Busy, fmt_duration
 from .models import RUN_PREFIX
 from .ownership import Owner
 from .run_data import SAVED_DATA, DataSpec, save_images
+from .train_process import TrainProcessError, isolated_events
 
 META_NAME = "app_run.json"  # what Resume needs besides the checkpoint: data source, configs, status
 LOSS_FIELDS = ("step", "loss_d", "loss_g", "d_real", "d_fake")
@@ -309,17 +308,24 @@ class JobRunner:
         """The runner's thread: the training's events into the log and the Job, whatever happens."""
         try:
             with RunLog(job.run_dir / LOG_NAME) as log:  # the same log the command line writes
-                events = self._events_isolated if self.isolate else self._events_here
-                for ev in events(job, model_cfg, train_cfg, resume):
+                if self.isolate:
+                    events = isolated_events(
+                        job.data, model_cfg, train_cfg, job.run_dir, resume, job.stop, self.threads
+                    )
+                else:
+                    events = self._events_here(job, model_cfg, train_cfg, resume)
+                for ev in events:
                     log.write(ev)
                     with job.lock:
                         job.apply(ev)
                     if isinstance(ev, gan.Checkpoint):
                         self._write_meta(job, train_cfg)
         except Exception as e:  # noqa: BLE001 - any failure ends the run; the status line says why
-            traceback.print_exc()  # the trace goes to the server log
+            if not isinstance(e, TrainProcessError):  # (its process printed its own trace)
+                traceback.print_exc()  # the trace goes to the server log
+            what = str(e) if isinstance(e, TrainProcessError) else f"{type(e).__name__}: {e}"
             with job.lock:
-                job.status, job.message = "failed", f"Training failed: {type(e).__name__}: {e}"
+                job.status, job.message = "failed", f"Training failed: {what}"
                 job.version += 1
         finally:  # the run folder first, then the job ends: a new run never meets a half-written folder
             with job.lock:
@@ -333,50 +339,6 @@ class JobRunner:
     def _events_here(self, job: Job, model_cfg, train_cfg, resume):
         set_threads(self.threads)  # a thread inherits its parent's count: 1 if a render thread had just set 1
         yield from gan.fit(model_cfg, train_cfg, job.data, out_dir=job.run_dir, resume=resume, stop=job.stop)
-
-    def _events_isolated(self, job: Job, model_cfg, train_cfg, resume):
-        """gan.fit's events from `train_process`; Stop is passed on; a process that dies is a failure."""
-        ctx = torch.multiprocessing.get_context("spawn")  # never fork a server with threads
-        stop = ctx.Event()
-        recv, send = ctx.Pipe(duplex=False)
-        job.data.images.share_memory_()  # the child maps the same memory: no copy through the pipe
-        proc = ctx.Process(
-            target=train_process, name="gan-lab-train",
-            args=(model_cfg, train_cfg, job.data, str(job.run_dir), None if resume is None else str(resume), stop,
-                  send, self.threads),
-            daemon=True,
-        )  # fmt: skip
-        proc.start()
-        send.close()  # the child holds the other end: EOF when it exits
-        done = False
-        try:
-            while not done:
-                if job.stop.is_set():
-                    stop.set()
-                if not recv.poll(0.2):
-                    if not proc.is_alive() and not recv.poll(0):
-                        break
-                    continue
-                try:
-                    msg = recv.recv()
-                except EOFError:
-                    break
-                if isinstance(msg, TrainFailure):
-                    raise RuntimeError(msg.message)
-                done = isinstance(msg, gan.Done)  # its last event: the run ends now, not when the process has exited
-                yield msg
-        finally:
-            stop.set()
-            recv.close()
-            if done:  # everything is written; the process is only exiting
-                threading.Thread(target=proc.join, daemon=True).start()
-            else:
-                proc.join(60)
-                if proc.is_alive():
-                    proc.kill()
-                    proc.join(10)
-        if not done and proc.exitcode not in (0, None):
-            raise RuntimeError(f"the training process ended with exit code {proc.exitcode}")
 
     def stop(self) -> str:
         job = self.job
@@ -450,23 +412,3 @@ class JobRunner:
             return d, json.loads(meta_p.read_text())
         except (OSError, ValueError) as e:
             raise AppError(f"Run {run!r} cannot be resumed: its {META_NAME} is unreadable ({e}).") from None
-
-
-@dataclass
-class TrainFailure:
-    """What train_process sends when gan.fit raises (the traceback goes to the server's stderr)."""
-
-    message: str
-
-
-def train_process(model_cfg, train_cfg, data, run_dir: str, resume: str | None, stop, conn, threads: int) -> None:
-    """The training process: gan.fit's events through `conn`; `stop` (a multiprocessing Event) stops it."""
-    try:
-        set_threads(threads)
-        for ev in gan.fit(model_cfg, train_cfg, data, out_dir=run_dir, resume=resume, stop=stop):
-            conn.send(ev)
-    except Exception as e:  # noqa: BLE001 - reported to the runner, which marks the run failed
-        traceback.print_exc()
-        conn.send(TrainFailure(f"{type(e).__name__}: {e}"))
-    finally:
-        conn.close()
