@@ -748,6 +748,25 @@ def test_only_the_starter_may_stop_or_resume_on_a_space(tmp_path):
     assert "Last run (before this app started)" in JobRunner(tmp_path / "runs").last_run()
 
 
+def test_the_browser_state_secret_outlives_a_restart(tmp_path):
+    """The page keeps its run key encrypted with this secret: after an app restart (a new process,
+    same runs folder) it must be the same, or the starter could no longer resume their run."""
+    from gan.ui.ownership import SECRET_NAME, browser_secret
+
+    first = browser_secret(tmp_path / "runs")
+    assert browser_secret(tmp_path / "runs") == first and len(first) >= 32
+    assert (tmp_path / "runs" / SECRET_NAME).stat().st_mode & 0o777 == 0o600
+    assert browser_secret(tmp_path / "other") != first
+    (tmp_path / "runs" / SECRET_NAME).write_text("")  # cut short by a crash: replaced, not used
+    assert len(browser_secret(tmp_path / "runs")) >= 32
+    demo = build_app(Settings(weights_dir=tmp_path / "weights", runs_dir=tmp_path / "runs"))
+    import gradio as gr
+
+    states = [b for b in demo.blocks.values() if isinstance(b, gr.BrowserState)]
+    assert [b.secret for b in states] == [browser_secret(tmp_path / "runs")]
+    demo.lab.runner.shutdown()
+
+
 def test_anyone_may_stop_a_local_run(tmp_path):
     lab = make_lab(tmp_path)
     ep.train(lab, **TINY_TRAIN, steps=100_000, max_minutes=0, session="A")

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 from .common import AppError
 
@@ -25,6 +27,29 @@ class NotOwner(AppError):
 
 def new_key() -> str:
     return secrets.token_urlsafe(18)
+
+
+SECRET_NAME = ".browser-state-secret"  # in the runs folder: it lives exactly as long as the runs
+
+
+def browser_secret(runs_dir: Path) -> str:
+    """The secret Gradio encrypts the page's run key with in localStorage. Gradio's default is new at
+    every start, and a restarted app could not read the keys of the runs it still has: this one is
+    kept (mode 0600) in the runs folder."""
+    path = Path(runs_dir) / SECRET_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        text = path.read_text().strip()
+        if len(text) >= 32:
+            return text
+        path.unlink(missing_ok=True)  # empty or cut short (a crash while writing it): a new one
+        return browser_secret(runs_dir)
+    value = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return value
 
 
 def _digest(key: str) -> str:

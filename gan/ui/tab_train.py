@@ -21,6 +21,7 @@ from gan.config import AUGMENTS, LOSSES, PRECISIONS
 from . import endpoints as ep
 from .common import USER_ERRORS
 from .lab import Lab
+from .ownership import browser_secret
 from .settings import Settings
 from .train_live import panel, redraw_step, suggest_total, viewer
 from .train_view import (
@@ -205,7 +206,9 @@ def create_ui(settings: Settings, auto_precision: str) -> TrainUI:
             data_md = gr.Markdown("")
             data_examples = pixel_image("A few training images", height=240, visible=False, buttons=["fullscreen"])
     timer, drawn = gr.Timer(POLL_S), gr.State({})
-    run_key = gr.BrowserState("", storage_key="gan-lab-run-key", render=False)  # rendered with the page
+    run_key = gr.BrowserState(
+        "", storage_key="gan-lab-run-key", secret=browser_secret(settings.runs_dir), render=False
+    )  # rendered with the page; the same secret after a restart: the page's key still opens its runs
     return TrainUI(source, files, folder, image_size, channels, load, options, start, stop, resume, resume_run,
                    resume_to, status, loss_plot, prob_plot, metric_plot, live_grid, run_zip, use, data_md,
                    data_examples, timer, drawn, run_key)  # fmt: skip
