@@ -404,3 +404,26 @@ def test_invert_says_complete_not_an_i18n_key(page, tmp_path):
         announced.update(page.evaluate(SR_TEXT_JS))
         page.wait_for_timeout(50)
     assert "Complete" in announced, announced
+
+
+def test_the_job_is_polled_every_second_only_on_the_train_tab(page):
+    """20 open pages polling every second would cost a 2-vCPU Space 20 requests a second: pages on
+    another tab poll every 5 s."""
+    joins: list[str] = []
+    page.on("request", lambda r: joins.append(r.url) if "/queue/join" in r.url else None)
+    expect(page.locator("#sample-grid img")).to_be_visible()
+    page.wait_for_timeout(2500)  # the page's load events are done
+
+    def count(seconds: float) -> int:
+        joins.clear()
+        page.wait_for_timeout(seconds * 1000)
+        return len(joins)
+
+    idle = count(10)  # 2 ticks at 5 s
+    page.get_by_role("tab", name="Train").click()
+    page.wait_for_timeout(1500)
+    train = count(10)  # about 10 at 1 s (fewer while the machine is busy: a tick waits for the last)
+    page.get_by_role("tab", name="Interpolate").click()
+    page.wait_for_timeout(1500)
+    back = count(10)
+    assert idle <= 3 and back <= 4 and train >= 5, (idle, train, back)

@@ -85,13 +85,13 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
                     model_zip = gr.DownloadButton("Download model (.zip)", visible=False, size="sm", min_width=160)
         hub = hub_panel.create_ui(settings)
         with gr.Tabs() as tabs:
-            with gr.Tab("Sample", id="sample"):
+            with gr.Tab("Sample", id="sample") as sample_tab:
                 sample = tab_sample.create_ui(has_model)
-            with gr.Tab("Interpolate", id="interpolate"):
+            with gr.Tab("Interpolate", id="interpolate") as interp_tab:
                 interp = tab_interpolate.create_ui(has_model, settings)
-            with gr.Tab("Explore", id="explore"):
+            with gr.Tab("Explore", id="explore") as explore_tab:
                 explore = tab_explore.create_ui(has_model, settings)
-            with gr.Tab("Train", id="train"):
+            with gr.Tab("Train", id="train") as train_tab:
                 train = tab_train.create_ui(settings, auto)
 
         hub_panel.create_event_handlers(hub, lab, model)
@@ -115,7 +115,13 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
             [d.seed, d.truncation, tabs],
             **private,
         ).then(*tab_explore.redraw_directions(explore, lab, model), show_progress="hidden", **private)
-        sample.to_train.click(lambda: go_to("train"), None, tabs, **private)
+        # the Train tab redraws the job every second while it is open, other tabs every 5 s (20 open
+        # pages would otherwise cost a 2-vCPU Space 20 requests a second)
+        fast, slow = lambda: gr.Timer(train_live.POLL_S), lambda: gr.Timer(train_live.IDLE_POLL_S)  # noqa: E731
+        train_tab.select(fast, None, train.timer, **private)
+        for tab in (sample_tab, interp_tab, explore_tab):
+            tab.select(slow, None, train.timer, **private)
+        sample.to_train.click(lambda: (go_to("train"), fast()), None, [tabs, train.timer], **private)
 
         # the one refresh chain: a new model redraws every tab; a page load also redraws the job
         widgets = (

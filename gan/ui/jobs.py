@@ -5,7 +5,7 @@ endpoint (`gan.ui.endpoints.train`), which checks the options, builds the config
 recipe and loads the data; then `JobRunner.start` below makes the run folder and starts
 `JobRunner._run` in a thread. That thread starts `train_process` (a spawned process: it sets its
 torch threads and iterates `gan.fit(...)`, sending each event back through a pipe), writes each
-event to the run's log.jsonl and folds it into the `Job` that the tab polls once a second.
+event to the run's log.jsonl and folds it into the `Job` that the Train tab polls.
 
 Why a process: see `gan.ui.train_process`. `isolate=False` runs `gan.fit` in the thread itself
 (tests that replace `gan.fit`).

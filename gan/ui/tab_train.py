@@ -1,8 +1,9 @@
 """The Train tab: data, options, Start / Stop / Resume, and the running job's live view.
 
 Start: `start.click` -> `endpoints.train` (checks, configs from the CPU recipe, data) ->
-`JobRunner.start` (gan.ui.jobs), whose thread runs `gan.fit`. A one-second timer then redraws
-the view from the job (`panel`), sending only what changed since the page's last draw.
+`JobRunner.start` (gan.ui.jobs), whose thread runs `gan.fit`. A timer then redraws the view from
+the job (`panel`), sending only what changed since the page's last draw: every second while the
+Train tab is open, every 5 s while the page shows another tab (build.py).
 
 Ownership (gan.ui.ownership): the starting page claims the run's key into `run_key`, a
 gr.BrowserState (localStorage), so a reload still may stop it; on a Space every other visitor
@@ -23,15 +24,13 @@ from .common import USER_ERRORS
 from .lab import Lab
 from .ownership import browser_secret
 from .settings import Settings
-from .train_live import panel, redraw_step, suggest_total, viewer
+from .train_live import IDLE_POLL_S, panel, redraw_step, suggest_total, viewer
 from .train_view import (
     METRIC_TITLE,
     examples_grid,
     report_markdown,
 )
 from .wiring import endpoint, go_to, pixel_image
-
-POLL_S = 1.0
 
 
 @dataclass
@@ -205,7 +204,7 @@ def create_ui(settings: Settings, auto_precision: str) -> TrainUI:
                 use = gr.Button("Use it in Sample and Interpolate", visible=False)
             data_md = gr.Markdown("")
             data_examples = pixel_image("A few training images", height=240, visible=False, buttons=["fullscreen"])
-    timer, drawn = gr.Timer(POLL_S), gr.State({})
+    timer, drawn = gr.Timer(IDLE_POLL_S), gr.State({})  # the page opens on Sample: see build.py
     run_key = gr.BrowserState(
         "", storage_key="gan-lab-run-key", secret=browser_secret(settings.runs_dir), render=False
     )  # rendered with the page; the same secret after a restart: the page's key still opens its runs

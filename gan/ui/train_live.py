@@ -27,6 +27,8 @@ from .wiring import go_to
 if TYPE_CHECKING:
     from .tab_train import TrainUI
 
+POLL_S = 1.0  # how often an open Train tab redraws the job
+IDLE_POLL_S = 5.0  # ... and a page on another tab (it still learns of new models and a finished run)
 REATTACH_S = 30.0  # a page loaded this recently, whose visitor started the running job, shows it (and its form)
 MAX_PLOT_ROWS = 600  # loss rows sent to the plots per draw (thinned evenly)
 
@@ -133,7 +135,7 @@ def panel(
 def form_updates(ui: TrainUI, job) -> dict:
     """The Train tab, showing the form as the job was started (a reattached page)."""
     f, spec = job.form, job.spec
-    out = {ui.tabs: go_to("train")} if ui.tabs is not None else {}
+    out = {ui.tabs: go_to("train"), ui.timer: gr.Timer(POLL_S)} if ui.tabs is not None else {}
     if not f:
         return out
     out.update({ui.source: f["source"], ui.image_size: f["image_size"], ui.channels: f["channels"]})
@@ -146,7 +148,7 @@ def form_updates(ui: TrainUI, job) -> dict:
 def panel_outputs(ui: TrainUI, model: gr.Dropdown) -> list:
     form = [ui.source, ui.folder, ui.image_size, ui.channels, *ui.options]
     return [
-        *([ui.tabs] if ui.tabs is not None else []),
+        *([ui.tabs, ui.timer] if ui.tabs is not None else []),
         *form,
         ui.status,
         ui.loss_plot,
@@ -198,8 +200,8 @@ def reattach_step(ui: TrainUI, lab: Lab, tabs: gr.Tabs) -> tuple:
             drawn["attached"] = job.id
         return {**out, ui.drawn: drawn}
 
-    return reattach, [ui.drawn, ui.run_key], [ui.drawn, tabs, ui.source, ui.folder, ui.image_size, ui.channels,
-                                              *ui.options]  # fmt: skip
+    outputs = [ui.drawn, tabs, ui.timer, ui.source, ui.folder, ui.image_size, ui.channels, *ui.options]
+    return reattach, [ui.drawn, ui.run_key], outputs
 
 
 def suggest_total(lab: Lab, run: str | None, steps_box) -> int | gr.skip:
