@@ -1,9 +1,9 @@
-"""Load: N gradio_client users sample and slide for a while, as one training job runs.
+"""Load: N users sample and slide for a while, as one training job runs.
 
 Starts the real app (`python app.py`) on 127.0.0.1, starts one training run through the `train`
 endpoint, checks that a second trainer gets the busy message, measures the run's speed alone, then
-lets N users (threads, each with its own client, no pauses: the worst case) alternate `sample` and
-`interpolate` calls for the given time, then measures the run alone again. Prints both sides: the
+lets N users (threads, each with its own client and Gradio session like a browser page, no pauses:
+the worst case) alternate `sample` and `interpolate` calls for the given time, then measures the run alone again. Prints both sides: the
 training img/s alone and with the users (the target: >= 60 % of alone), and p50/p95 latency per
 endpoint (the target: p95 of a single image < 500 ms), with the machine's load average (other work
 on the machine skews both). All traffic stays on the loopback; every loop is bounded in count and time.
@@ -15,6 +15,7 @@ on the machine skews both). All traffic stays on the loopback; every loop is bou
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import socket
@@ -57,26 +58,43 @@ def pct(xs: list[float], q: float) -> float:
 
 
 class Caller:
-    """A light API client: Gradio's two-request HTTP protocol (POST /gradio_api/call/<name>, then read
-    the event stream until `complete`), one keep-alive connection. gradio_client costs several times
+    """A light client that calls like a browser page: one Gradio session for all its calls (POST
+    /gradio_api/queue/join with the session's hash, then read the session's event stream until
+    `process_completed`), one keep-alive connection. (Gradio's stateless /call/ route makes a new
+    session per call, and a new session of this app costs about 60 ms of CPU building the state of
+    every component: a real visitor pays that once per page.) gradio_client costs several times
     the CPU per call (threads, file downloads), and here it shares the 2 cores with the server."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, fn_index: dict[str, int]):
+        import uuid
+
         import httpx
 
         self.url, self.http = url.rstrip("/"), httpx.Client(timeout=120)
+        self.fn_index, self.session = fn_index, uuid.uuid4().hex[:11]
+
+    @staticmethod
+    def endpoints(url: str) -> dict[str, int]:
+        import httpx
+
+        deps = httpx.get(url.rstrip("/") + "/config", timeout=60).json()["dependencies"]
+        return {d["api_name"]: d["id"] for d in deps if d.get("api_name")}
 
     def __call__(self, api: str, *data) -> None:
-        r = self.http.post(f"{self.url}/gradio_api/call/{api}", json={"data": list(data)})
+        body = {"data": list(data), "fn_index": self.fn_index[api], "session_hash": self.session,
+                "event_data": None, "trigger_id": None}  # fmt: skip
+        r = self.http.post(f"{self.url}/gradio_api/queue/join", json=body)
         r.raise_for_status()
-        event = None
-        with self.http.stream("GET", f"{self.url}/gradio_api/call/{api}/{r.json()['event_id']}") as s:
+        event_id = r.json()["event_id"]
+        params = {"session_hash": self.session}
+        with self.http.stream("GET", f"{self.url}/gradio_api/queue/data", params=params) as s:
             for line in s.iter_lines():
-                if line.startswith("event:"):
-                    event = line.split(":", 1)[1].strip()
-                elif line.startswith("data:") and event in ("complete", "error"):
-                    if event == "error":
-                        raise RuntimeError(f"{api}: {line[5:].strip()[:200]}")
+                if not line.startswith("data:"):
+                    continue
+                msg = json.loads(line[5:])
+                if msg.get("event_id") == event_id and msg.get("msg") == "process_completed":
+                    if not msg.get("success", True):
+                        raise RuntimeError(f"{api}: {str(msg.get('output'))[:200]}")
                     return
 
 
@@ -167,7 +185,8 @@ def main() -> None:
         count = [0]
         lock = threading.Lock()
 
-        clients = [Caller(url) for _ in range(args.users)]  # connected before the clock starts
+        fns = Caller.endpoints(url)
+        clients = [Caller(url, fns) for _ in range(args.users)]  # connected before the clock starts
 
         def user(i: int) -> None:
             rng = random.Random(i)
