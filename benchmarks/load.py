@@ -3,10 +3,11 @@
 Starts the real app (`python app.py`) on 127.0.0.1, starts one training run through the `train`
 endpoint, checks that a second trainer gets the busy message, measures the run's speed alone, then
 lets N users (threads, each with its own client and Gradio session like a browser page, no pauses:
-the worst case) alternate `sample` and `interpolate` calls for the given time, then measures the run alone again. Prints both sides: the
-training img/s alone and with the users (the target: >= 60 % of alone), and p50/p95 latency per
-endpoint (the target: p95 of a single image < 500 ms), with the machine's load average (other work
-on the machine skews both). All traffic stays on the loopback; every loop is bounded in count and time.
+the worst case) alternate `sample` and `interpolate` calls for the given time, then measures the
+run alone again. Prints both sides: the training img/s alone and with the users (the target: >= 60 %
+of alone), and p50/p95 latency per endpoint (the target: p95 of a single image < 500 ms), with the
+machine's load average (other work on the machine skews both). All traffic stays on the loopback;
+every loop is bounded in count and time.
 
     python benchmarks/load.py --users 20 --seconds 60
     python benchmarks/load.py --render-share 1   # renders not throttled while training: compare

@@ -34,9 +34,7 @@ import argparse
 import fcntl
 import hashlib
 import json
-import math
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -535,144 +533,6 @@ def _common_argv(args) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# the report: stored results -> table, summary JSON, grids of the median seed
-
-
-def _mean_sd(xs: list[float]) -> tuple[float, float]:
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
-
-
-def summarise(results: Path, cells: list[Cell]) -> dict:
-    recs = load_results(results)
-    by: dict[tuple[str, str], list[dict]] = {}
-    for r in recs:
-        by.setdefault((r["arm"], r["cell"]), []).append(r)
-    out: dict[str, Any] = {"cells": [c.name for c in cells], "arms": {}}
-    machines = sorted({(r["machine"]["cpu_class"], r["machine"]["model"]) for r in recs})
-    out["machines"] = [{"cpu_class": c, "model": m} for c, m in machines]
-    for a in _chain():
-        row: dict[str, Any] = {"change": a.change}
-        for c in cells:
-            rs = sorted(by.get((a.name, c.name), []), key=lambda r: r["seed"])
-            if not rs:
-                row[c.name] = None
-                continue
-            swds = [r["swd"]["swd_avg"] for r in rs]
-            mean, sd = _mean_sd(swds)
-            med = sorted(rs, key=lambda r: r["swd"]["swd_avg"])[(len(rs) - 1) // 2]
-            row[c.name] = {
-                "n": len(rs), "seeds": [r["seed"] for r in rs], "swd_avg": swds, "mean": round(mean, 3),
-                "sd": round(sd, 3), "min": min(swds), "max": max(swds),
-                "steps": [r["step"] for r in rs], "cpu_min": [round(r["cpu_s"] / 60, 2) for r in rs],
-                "img_per_cpu_s": [r["img_per_cpu_s"] for r in rs], "diverged": [r["diverged"] for r in rs],
-                "median_seed": med["seed"], "median_grid": med["grid"], "files": [r["_file"] for r in rs],
-            }  # fmt: skip
-        out["arms"][a.name] = row
-    return out
-
-
-def _fmt(cell: dict | None, with_steps: bool) -> str:
-    if cell is None:
-        return "pending"
-    s = f"{cell['mean']:.1f} ± {cell['sd']:.1f} (n={cell['n']})" if cell["n"] > 1 else f"{cell['mean']:.1f} (n=1)"
-    if with_steps:
-        s += f", {statistics.fmean(cell['steps']):.0f} steps"
-    else:
-        s += f", {statistics.fmean(cell['cpu_min']):.1f} CPU min"
-    if any(cell["diverged"]):
-        s += ", diverged"
-    return s
-
-
-def report(args, cells: list[Cell]) -> str:
-    from gan.fileio import atomic_write_text
-
-    results = Path(args.results)
-    summ = summarise(results, cells)
-    recipe = cpu_recipe_arm()
-    summ["cpu_recipe_arm"] = recipe
-    atomic_write_text(Path(args.results).parent / "quality_results.json",
-                      json.dumps(summ, indent=2, allow_nan=False) + "\n")  # fmt: skip
-    machines = ", ".join(f"{m['model']} ({m['cpu_class']})" for m in summ["machines"]) or "none yet"
-    lines = [
-        "| # | arm | change (each row adds one change to the row above) | "
-        + " | ".join(f"SWD at {c.name}" for c in cells) + " |",
-        "|---|---|---|" + "---|" * len(cells),
-    ]  # fmt: skip
-    for i, (name, row) in enumerate(summ["arms"].items()):
-        mark = " (today's `cpu` recipe)" if name == recipe else ""
-        vals = " | ".join(_fmt(row[c.name], c.cpu_s is not None) for c in cells)
-        lines.append(f"| {i} | `{name}`{mark} | {row['change']} | {vals} |")
-    n_eval = sorted({r["n_eval"] for r in load_results(results)}) or [args.n_eval]
-    text = (
-        "## Quality per CPU minute: which change buys what\n\n"
-        f"`python benchmarks/quality_per_minute.py report`, from the JSON files in `benchmarks/results/quality/` "
-        "(one per arm, seed and cell). cats64 (8,351 cat faces, 64 px). Each run has one torch thread and a budget "
-        "of *CPU time of the training process* (`time.process_time()` around the training steps; data loading, "
-        "sampling and evaluation not counted), so jobs sharing the machine do not bias the arms; the 20-minute run "
-        "of an arm is the same run as its 10-minute one, evaluated on its way. SWD x1e3 (average of the 64/32/16 px "
-        f"Laplacian levels; lower is better) of {'/'.join(map(str, n_eval))} samples against as many training images "
-        "(the same images for every cell); mean ± standard deviation over seeds, n = seeds finished; time cells "
-        "show the mean steps reached, the step cell the mean CPU minutes it took. "
-        f"CPU: {machines}; precision auto = fp32 here (no native bf16). Not finished yet: *pending*.\n\n"
-        + "\n".join(lines)
-        + "\n\n"
-        + _floor_line(results)
-    )
-    grids = []
-    for c in cells:
-        path = Path(args.results).parent / f"quality_grids_{c.name}.jpg"
-        if _montage(summ, c.name, path):
-            grids.append(f"`benchmarks/results/{path.name}`")
-    if grids:
-        text += "Sample grids of each arm's median seed: " + ", ".join(grids) + ".\n"
-    atomic_write_text(Path(args.results).parent / "quality_table.md", text)
-    return text
-
-
-def _floor_line(results: Path) -> str:
-    p = results / "real_vs_real.json"
-    if not p.exists():
-        return ""
-    r = json.loads(p.read_text())
-    return (f"For scale: {r['n_eval']} real images against {r['n_eval']} other training images score "
-            f"{r['swd']['swd_avg']:.1f} (`quality/real_vs_real.json`, `quality_per_minute.py floor`).\n\n")  # fmt: skip
-
-
-def _montage(summ: dict, cell: str, path: Path) -> bool:
-    """One labelled 6x6 crop of the median seed's sample grid per arm that has this cell."""
-    from PIL import Image, ImageDraw
-
-    panels = []
-    for i, (name, row) in enumerate(summ["arms"].items()):
-        c = row.get(cell)
-        if c is None or not (ROOT / c["median_grid"]).exists():
-            continue
-        im = Image.open(ROOT / c["median_grid"]).convert("RGB")
-        im = im.crop((0, 0, 2 + 6 * (IMAGE_SIZE + 2), 2 + 6 * (IMAGE_SIZE + 2)))  # 6x6 of the 8x8 grid
-        panel = Image.new("RGB", (im.width, im.height + 30), "white")
-        panel.paste(im, (0, 30))
-        d = ImageDraw.Draw(panel)
-        d.text((4, 2), f"{i} {name} seed {c['median_seed']}", fill="black")
-        d.text((4, 15), f"SWD {c['swd_avg'][c['seeds'].index(c['median_seed'])]:.1f}, "
-                        f"{c['steps'][c['seeds'].index(c['median_seed'])]} steps", fill="black")  # fmt: skip
-        panels.append(panel)
-    if not panels:
-        return False
-    cols = min(4, len(panels))
-    rows = math.ceil(len(panels) / cols)
-    w, h = panels[0].size
-    canvas = Image.new("RGB", (cols * (w + 8), rows * (h + 8)), "white")
-    for k, p in enumerate(panels):
-        canvas.paste(p, ((k % cols) * (w + 8), (k // cols) * (h + 8)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.jpg")
-    canvas.save(tmp, quality=88)
-    tmp.replace(path)
-    return True
-
-
-# ---------------------------------------------------------------------------------------------
 # command line
 
 
@@ -714,6 +574,8 @@ def main() -> None:
     elif args.cmd == "floor":
         print(floor(args))
     else:
+        from quality_report import report  # the report's code lives beside this file
+
         print(report(args, cells))
 
 
