@@ -70,9 +70,13 @@ def url(tmp_path_factory):
             if isinstance(m, torch.nn.ConvTranspose2d):
                 m.weight.mul_(10)
     gan.save_model(G, root / "weights" / "tiny")
-    settings = Settings(
-        weights_dir=root / "weights", runs_dir=root / "runs", train_defaults=TINY_TRAIN, train_threads=1
+    yield from serve(
+        Settings(weights_dir=root / "weights", runs_dir=root / "runs", train_defaults=TINY_TRAIN, train_threads=1)
     )
+
+
+def serve(settings: Settings):
+    """The app on a free port of 127.0.0.1 until the generator is closed: yields its Url."""
     demo = build_app(settings)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -221,14 +225,7 @@ def space_url(tmp_path_factory):
         weights_dir=root / "weights", runs_dir=root / "runs", train_defaults=TINY_TRAIN, train_threads=1,
         on_space=True,
     )  # fmt: skip
-    demo = build_app(settings)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
-    yield Url(f"http://127.0.0.1:{port}/", demo.lab)
-    demo.lab.runner.shutdown()
-    demo.close()
+    yield from serve(settings)
 
 
 def test_only_the_starter_can_stop_a_run_on_a_space(browser, space_url, request):
