@@ -49,3 +49,16 @@ def image_folder(tmp_path):
         arr = rng.integers(0, 255, (24, 30, 3), dtype=np.uint8)
         Image.fromarray(arr).save(root / ("a" if i % 2 else "a/b") / f"im{i}.png")
     return root
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's Chromium (never `playwright install`)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for the in-browser generator tests (test_browser.py has its own, with more flags)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pip package is not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless", "--disable-gpu"])
+        yield b
+        b.close()

@@ -81,15 +81,6 @@ def app(tmp_path_factory):
     demo.close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pip package is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless", "--disable-gpu"])
-        yield b
-        b.close()
-
-
 def open_page(browser, url: str, ort: str, *, block_runtime: bool = False):
     """The app, with the CDN routed to the npm files (or blocked) and every other outside request refused."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})

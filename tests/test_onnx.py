@@ -330,15 +330,6 @@ def site(tmp_path_factory, cats64, others, cache_root):
     server.server_close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pip package is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--headless", "--disable-gpu"])
-        yield b
-        b.close()
-
-
 def _page(browser, site, cdn: str):
     """A page where the pinned CDN serves the npm files ("npm"), nothing ("blocked"), or an altered
     module ("tampered"). Every other request off 127.0.0.1 is refused: the test has no internet."""
