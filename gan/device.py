@@ -13,6 +13,7 @@ kernels and PyTorch falls back to reference loops that are 8-13x slower than fp3
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -232,12 +233,105 @@ def choose_precision(
 
 
 def available_cores() -> int:
-    """CPU cores this process may run on (affinity and cgroup-limited containers included)."""
+    """CPU cores this process may run on: its CPU affinity, capped by a container's CPU quota
+    (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`): a 2-vCPU container on a 64-core host has 2."""
     try:
         n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         n = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    if quota is not None:
+        n = min(n, max(1, math.ceil(quota - 0.01)))
     return max(1, n)
+
+
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_quota(root: Path = CGROUP) -> float | None:
+    """The container's CPU limit in cores, or None (no limit, or not Linux)."""
+    try:
+        raw = (root / "cpu.max").read_text().split()  # v2: "max 100000" or "200000 100000"
+    except OSError:
+        try:  # v1
+            raw = [(root / "cpu" / f).read_text().strip() for f in ("cpu.cfs_quota_us", "cpu.cfs_period_us")]
+        except OSError:
+            return None
+    try:
+        quota, period = raw[0], float(raw[1])
+        return None if quota in ("max", "-1") or period <= 0 else float(quota) / period
+    except (IndexError, ValueError):
+        return None
+
+
+def cpu_seconds_used(root: Path = CGROUP) -> float | None:
+    """CPU seconds used so far by everything that shares this machine's cores with us: the
+    container's cgroup (v2 `cpu.stat`, v1 `cpuacct.usage`), else the whole machine (/proc/stat);
+    None where neither can be read (not Linux)."""
+    try:
+        for line in (root / "cpu.stat").read_text().splitlines():
+            if line.startswith("usage_usec "):
+                return int(line.split()[1]) / 1e6
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int((root / "cpuacct" / "cpuacct.usage").read_text()) / 1e9
+    except (OSError, ValueError):
+        pass
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
+        return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class ThreadGovernor:
+    """Torch threads for a training process that shares its cores: all of `max_threads` while the
+    machine is otherwise idle, one fewer for each busy core.
+
+    Why: intra-op threads meet at a barrier after every op, so when another process (a server
+    answering visitors) keeps one of 2 cores busy, a 2-thread run waits at each barrier for the
+    thread that lost its core: measured on a 2-core AVX2 EPYC, 32 px DCGAN, batch 32, a busy loop on
+    the other core cut 2 threads from 424 to 135 img/s, while 1 thread kept 312-331 (300 alone).
+
+    `step()` is called between training steps in the training thread (torch's count is per thread);
+    every `interval` seconds it reads the CPU time used by others (`cpu_seconds_used` minus this
+    process's) and sets max_threads - round(others - slack) threads: fewer at once, more again only
+    after two calm readings in a row. Where the CPU time cannot be read it keeps max_threads."""
+
+    def __init__(self, max_threads: int, interval: float = 0.5, slack: float = 0.2, used=cpu_seconds_used,
+                 clock=time.monotonic):  # fmt: skip
+        self.max_threads, self.interval, self.slack = max(1, max_threads), interval, slack
+        self.used, self.clock = used, clock
+        self.threads = self.max_threads
+        self.others = 0.0  # cores used by others in the last window
+        self.calm = 0
+        self._last = self._read()
+
+    def _read(self) -> tuple[float, float, float] | None:
+        total = self.used()
+        return None if total is None else (self.clock(), total, time.process_time())
+
+    def want(self, others: float) -> int:
+        return max(1, min(self.max_threads, self.max_threads - math.floor(others - self.slack + 1)))
+
+    def step(self) -> int:
+        """Re-read the load when due; set torch's threads in this thread if the count changes."""
+        if self._last is None or self.clock() - self._last[0] < self.interval:
+            return self.threads
+        now = self._read()
+        if now is None:
+            return self.threads
+        (t0, u0, p0), (t1, u1, p1) = self._last, now
+        self._last = now
+        self.others = max(0.0, ((u1 - u0) - (p1 - p0)) / max(t1 - t0, 1e-6))
+        want = self.want(self.others)
+        self.calm = self.calm + 1 if want > self.threads else 0
+        if want < self.threads or self.calm >= 2:
+            self.threads, self.calm = want, 0
+            torch.set_num_threads(self.threads)
+        return self.threads
 
 
 def default_threads() -> int:

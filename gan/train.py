@@ -21,7 +21,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -404,8 +404,10 @@ def fit(
     out_dir: str | Path,
     resume: str | Path | None = None,
     stop: threading.Event | None = None,
+    on_step: Callable[[], object] | None = None,
 ) -> Iterator[Event]:
-    """Train a GAN; yields events (see the module doc). `model_cfg` may be None when resuming."""
+    """Train a GAN; yields events (see the module doc). `model_cfg` may be None when resuming.
+    `on_step` is called in the training thread after every step (the app's ThreadGovernor)."""
     from .modelfolder import save_model
 
     if isinstance(data, torch.Tensor):
@@ -546,6 +548,8 @@ def fit(
         tr.n_updates = step
         acc += tr.step(images[idx.to(device)])
         step += 1
+        if on_step is not None:
+            on_step()
         n_acc += 1
 
         due_log = step % train_cfg.log_every == 0 or step == train_cfg.steps

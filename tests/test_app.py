@@ -411,6 +411,11 @@ def test_training_thread_uses_every_core(tmp_path, monkeypatch):
         job.thread.join(120)
         started = [e for e in read_log(job.run_dir / "log.jsonl") if e["event"] == "Started"]
         assert job.status == "finished" and started[0]["threads"] == available_cores()
+        # GAN_TRAIN_THREADS=1 (a runner with threads=1): 1, not the config's default of every core
+        job = JobRunner(tmp_path, threads=1).start(*cfgs, data, spec, tmp_path / "run1")
+        job.thread.join(120)
+        started = [e for e in read_log(job.run_dir / "log.jsonl") if e["event"] == "Started"]
+        assert job.status == "finished" and started[0]["threads"] == 1
         # in the runner's thread (isolate=False): the thread sets them
         monkeypatch.setattr(gan, "fit", fake_fit)
         job = JobRunner(tmp_path, isolate=False).start(*cfgs, data, spec, tmp_path / "run2")

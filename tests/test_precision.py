@@ -1,5 +1,7 @@
 """precision="auto": chosen from what the CPU runs natively, confirmed by a cached probe."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -86,3 +88,54 @@ def test_set_threads(monkeypatch):
         assert set_threads(0) == 3
     finally:
         torch.set_num_threads(before)
+
+
+def test_thread_governor_gives_way_to_a_busy_core_and_comes_back():
+    """ThreadGovernor: one thread fewer as soon as others keep a core busy; every thread again only
+    after two calm readings; nothing changes between readings or where CPU time cannot be read."""
+    import time as _time
+
+    from gan.device import ThreadGovernor, cpu_seconds_used
+
+    before = torch.get_num_threads()
+    now, others = [0.0], [0.0]  # a fake clock, and CPU seconds used by other processes
+    used = lambda: others[0] + _time.process_time()  # noqa: E731 - the machine's total includes ours
+    try:
+        torch.set_num_threads(2)
+        g = ThreadGovernor(2, interval=0.5, used=used, clock=lambda: now[0])
+
+        def after(dt, busy_cores):
+            now[0] += dt
+            others[0] += busy_cores * dt
+            return g.step()
+
+        assert after(1.0, 0.05) == 2  # a few polls: below the slack
+        assert after(1.0, 0.8) == 1 and torch.get_num_threads() == 1 and 0.75 < g.others < 0.85
+        assert after(0.2, 0.0) == 1  # not due: no reading
+        assert after(1.0, 0.0) == 1  # one calm reading is not enough
+        assert after(1.0, 0.0) == 2 and torch.get_num_threads() == 2
+        assert after(1.0, 1.0) == 1 and after(1.0, 0.6) == 1  # busy again, and a calm-ish reading
+        assert ThreadGovernor(8, used=used, clock=lambda: now[0]).want(2.5) == 5  # one fewer per busy core
+        assert ThreadGovernor(1, used=used).want(5.0) == 1
+        blind = ThreadGovernor(2, used=lambda: None, clock=lambda: now[0])
+        now[0] += 5
+        assert blind.step() == 2  # cannot read the machine's CPU time: every thread, as before
+        if Path("/proc/stat").exists():
+            assert cpu_seconds_used() > 0
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_available_cores_honours_a_container_quota(tmp_path):
+    from gan.device import cgroup_cpu_quota
+
+    assert cgroup_cpu_quota(tmp_path) is None  # no cgroup files
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(tmp_path) is None  # no limit
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_quota(tmp_path) == 1.5
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("200000\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_quota(tmp_path) == 2.0

@@ -23,7 +23,9 @@ def losses(events):
 
 def test_events_and_outputs(tmp_path, shapes):
     cfg = tiny_train(steps=4, sample_every=2, checkpoint_every=2, log_every=2)
-    evs = list(fit(TINY, cfg, shapes, out_dir=tmp_path))
+    calls = []
+    evs = list(fit(TINY, cfg, shapes, out_dir=tmp_path, on_step=lambda: calls.append(threading.get_ident())))
+    assert calls == [threading.get_ident()] * 4  # after every step, in the training thread
     assert isinstance(evs[0], Started) and evs[0].n_images == 64
     assert [e.step for e in evs if isinstance(e, StepLog)] == [2, 4]
     grids = [e for e in evs if isinstance(e, Samples)]

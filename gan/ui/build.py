@@ -16,7 +16,7 @@ from . import browser_view, hub_panel, tab_explore, tab_interpolate, tab_sample,
 from .lab import Lab
 from .models import NO_MODEL
 from .settings import Settings
-from .wiring import go_to
+from .wiring import go_to, lighten_queue_analytics
 
 INTRO = (
     "# GAN Lab\nTrain a small DCGAN on your own pictures and watch it learn; then make grids, "
@@ -60,6 +60,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     """The whole UI over one Lab (models, the training job) made from `settings` (default: the
     environment's). The Blocks carries the Lab as `demo.lab` (tests, the launcher's shutdown)."""
     settings = settings or Settings.from_env()
+    lighten_queue_analytics()
     lab = Lab(settings, warn=gr.Warning)
     has_model = lab.models.default() is not None
     auto = auto_precision_reason()

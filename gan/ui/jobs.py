@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -338,6 +338,8 @@ class JobRunner:
 
     def _events_here(self, job: Job, model_cfg, train_cfg, resume):
         set_threads(self.threads)  # a thread inherits its parent's count: 1 if a render thread had just set 1
+        if self.threads > 0:  # fit sets the config's count (0: every core)
+            train_cfg = replace(train_cfg, threads=self.threads)
         yield from gan.fit(model_cfg, train_cfg, job.data, out_dir=job.run_dir, resume=resume, stop=job.stop)
 
     def stop(self) -> str:

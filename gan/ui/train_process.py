@@ -7,6 +7,7 @@ Why a process: in a thread of the server, training shares the GIL with every req
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import traceback
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 import torch
 
 import gan
-from gan.device import set_threads
+from gan.device import ThreadGovernor, default_threads
 
 
 def isolated_events(data, model_cfg, train_cfg, run_dir: Path, resume, job_stop, threads: int):
@@ -75,10 +76,19 @@ class TrainFailure:
 
 
 def train_process(model_cfg, train_cfg, data, run_dir: str, resume: str | None, stop, conn, threads: int) -> None:
-    """The training process: gan.fit's events through `conn`; `stop` (a multiprocessing Event) stops it."""
+    """The training process: gan.fit's events through `conn`; `stop` (a multiprocessing Event) stops it.
+
+    `threads` > 0: that many torch threads throughout. 0: every core while the machine is otherwise
+    idle, one fewer for each core the server's visitors (or anything else) keep busy (ThreadGovernor):
+    on 2 cores, 2 threads beside a busy core train at a third of the speed of 1 thread."""
     try:
-        set_threads(threads)
-        for ev in gan.fit(model_cfg, train_cfg, data, out_dir=run_dir, resume=resume, stop=stop):
+        governor = None
+        if threads > 0:
+            train_cfg = dataclasses.replace(train_cfg, threads=threads)  # fit sets the config's count
+        elif train_cfg.threads == 0:
+            governor = ThreadGovernor(default_threads())
+        on_step = None if governor is None else governor.step
+        for ev in gan.fit(model_cfg, train_cfg, data, out_dir=run_dir, resume=resume, stop=stop, on_step=on_step):
             conn.send(ev)
     except Exception as e:  # noqa: BLE001 - reported to the runner, which marks the run failed
         traceback.print_exc()

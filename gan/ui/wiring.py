@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import random
 import traceback
 from collections.abc import Callable
@@ -30,6 +31,16 @@ CSS = """
 #seed-gallery .caption-label { max-width: 100%; white-space: normal; overflow-wrap: anywhere; }  /* whole seeds */
 """
 RANDOM_SEED_MAX = 9_999_999  # the Random buttons pick seeds below this (short to read and type)
+
+
+def lighten_queue_analytics() -> None:
+    """Gradio 6.31's queue rebuilds a pandas table of its last 10,000 events and groups it after
+    *every* event, for a monitoring page this app leaves off: py-spy put 15 % of the server's
+    samples there under 20 API clients (benchmarks/load.py), and the cost grows with the history.
+    Recomputed every 1,000 events over at most 2,000 instead (an owner's own env settings win).
+    Queue() reads these when it is made, so this runs before the Blocks is built."""
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "2000")
 
 
 def launch_options() -> dict[str, Any]:
