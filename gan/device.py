@@ -294,13 +294,16 @@ class ThreadGovernor:
     answering visitors) keeps one of 2 cores busy, a 2-thread run waits at each barrier for the
     thread that lost its core: measured on a 2-core AVX2 EPYC, 32 px DCGAN, batch 32, a busy loop on
     the other core cut 2 threads from 424 to 135 img/s, while 1 thread kept 312-331 (300 alone).
+    At 64 px, batch 64 (150 img/s with 2 threads alone, 75 with 1), 2 threads beat 1 beside a
+    core busy 30 % of the time (107 vs 85) and tie at 60 % (92 vs 88): the slack, 0.4 of a core,
+    lies between.
 
     `step()` is called between training steps in the training thread (torch's count is per thread);
     every `interval` seconds it reads the CPU time used by others (`cpu_seconds_used` minus this
     process's) and sets max_threads - round(others - slack) threads: fewer at once, more again only
     after two calm readings in a row. Where the CPU time cannot be read it keeps max_threads."""
 
-    def __init__(self, max_threads: int, interval: float = 0.5, slack: float = 0.2, used=cpu_seconds_used,
+    def __init__(self, max_threads: int, interval: float = 0.5, slack: float = 0.4, used=cpu_seconds_used,
                  clock=time.monotonic):  # fmt: skip
         self.max_threads, self.interval, self.slack = max(1, max_threads), interval, slack
         self.used, self.clock = used, clock

@@ -40,7 +40,7 @@ class Settings:
     max_steps: int | None = None  # GAN_MAX_STEPS: the longest run one Start may ask for (None: by on_space)
     max_upload_mb: int | None = None  # GAN_MAX_UPLOAD_MB: the largest file an upload may be (None: by on_space)
     keep_runs: int = 20  # GAN_KEEP_RUNS: older app run folders are deleted (0: keep all)
-    train_threads: int = 0  # GAN_TRAIN_THREADS: torch threads of the training job (0: every core)
+    train_threads: int = 0  # GAN_TRAIN_THREADS: torch threads of the training job (0: every idle core, adaptive)
     render_share: float = 0.2  # GAN_RENDER_SHARE: while a run trains, renders use at most this share of one core
     host: str = "127.0.0.1"  # GRADIO_SERVER_NAME (0.0.0.0 on a Space)
     port: int = 7860  # GRADIO_SERVER_PORT
