@@ -10,22 +10,20 @@ server image updates.
 
 from __future__ import annotations
 
-import http.server
 import os
 import re
 import socket
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks.ui_latency import CDN_PREFIX, ORT_DIST, router, serve_ort
+
 REPO = Path(__file__).resolve().parent.parent
 WEIGHTS = REPO / "weights"
-ORT_DIST = REPO / "node_modules" / "onnxruntime-web" / "dist"
 CHROMIUM = "/usr/bin/chromium"
-CDN_PREFIX = "https://cdn.jsdelivr.net/npm/onnxruntime-web@"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 pytestmark = [
     pytest.mark.filterwarnings("ignore:'future.no_silent_downcasting' is deprecated"),
@@ -40,25 +38,10 @@ def need(ok: bool, why: str) -> None:
         (pytest.fail if IN_CI else pytest.skip)(why)
 
 
-class _Ort(http.server.SimpleHTTPRequestHandler):
-    """node_modules/onnxruntime-web/dist from 127.0.0.1, answered as the CDN answers (CORS)."""
-
-    def translate_path(self, path: str) -> str:
-        return str(ORT_DIST / Path(path.split("?")[0]).name)
-
-    def end_headers(self) -> None:
-        self.send_header("Access-Control-Allow-Origin", "*")
-        super().end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def ort_site():
     need(ORT_DIST.is_dir(), "node_modules/onnxruntime-web is missing: run `npm ci` in the repo root")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ort)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_ort()  # the benchmark's: the npm files, answered as the CDN answers (CORS)
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
@@ -88,16 +71,7 @@ def open_page(browser, url: str, ort: str, *, block_runtime: bool = False):
     page.requests = []
     page.on("request", lambda r: page.requests.append(r.url))
 
-    def route(r):
-        u = r.request.url
-        if u.startswith(("http://127.0.0.1", "blob:", "data:")):
-            return r.continue_()
-        if u.startswith(CDN_PREFIX) and not block_runtime:  # a redirect to the same npm file, CORS as the CDN
-            name = u.rsplit("/", 1)[1]
-            return r.fulfill(status=302, headers={"Location": f"{ort}/{name}", "Access-Control-Allow-Origin": "*"})
-        r.abort("internetdisconnected")
-
-    page.route("**/*", route)
+    page.route("**/*", router(ort, block=block_runtime))  # the CDN to the npm files, or refused
     page.goto(url)
     return page
 
