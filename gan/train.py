@@ -77,6 +77,7 @@ class StepLog:
     d_fake: float  # mean D(G(z)) as a probability, in the D step
     img_per_s: float  # real images through D per second, all processes
     elapsed_s: float
+    threads: int = 0  # torch CPU threads at this step (the app's ThreadGovernor changes them; 0: not on a CPU)
 
 
 @dataclass
@@ -583,6 +584,7 @@ def fit(
                 yield StepLog(
                     step, epoch, vals[0], vals[1], vals[2], vals[3],
                     n_acc * b * world / max(dt, 1e-9), elapsed0 + time.perf_counter() - t_start,
+                    torch.get_num_threads() if device.type == "cpu" else 0,
                 )  # fmt: skip
                 acc.zero_()
                 n_acc, t_log = 0, time.perf_counter()

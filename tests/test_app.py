@@ -458,6 +458,13 @@ def test_job_records_metrics_and_precision_for_the_status_line(tmp_path):
     job.status, job.precision = "running", "fp32: this CPU (AVX2) has no native bf16 kernels"
     line = status_line(job, job.snapshot())
     assert "SWD 25.5" in line and line.endswith(" · fp32: this CPU (AVX2) has no native bf16 kernels")
+    assert "CPU threads" not in line  # threads unknown: nothing said
+    job.apply(gan.Started(0, 300, 64, 16, 1, "cpu", "fp32", "data", threads=2))
+    job.apply(gan.StepLog(210, 0, 1.2, 0.8, 0.6, 0.4, 300.0, 12.0, threads=2))
+    assert "CPU threads" not in status_line(job, job.snapshot())
+    job.apply(gan.StepLog(220, 0, 1.2, 0.8, 0.6, 0.4, 250.0, 13.0, threads=1))  # the governor gave a core away
+    assert job.snapshot()["threads"] == [1, 2]
+    assert "250 img/s (1 of 2 CPU threads: the machine is busy)" in status_line(job, job.snapshot())
 
 
 def test_space_settings_and_pruning(tmp_path):

@@ -64,6 +64,7 @@ class Job:
     grid: np.ndarray | None = None
     grid_step: int = -1
     img_per_s: float = 0.0
+    threads: tuple[int, int] = (0, 0)  # torch threads (now, at the start): fewer while visitors keep a core busy
     max_minutes: float = 0.0  # the run's time budget (0 = none)
     started: float = field(default_factory=time.time)
     finished: float | None = None
@@ -111,6 +112,7 @@ class Job:
                 "step": self.step,
                 "steps": self.steps,
                 "img_per_s": round(self.img_per_s, 1),
+                "threads": list(self.threads),
                 "eta_s": None if eta is None else round(eta, 1),
                 "elapsed_s": round((self.finished or time.time()) - self.started, 1),
                 "message": self.message,
@@ -129,10 +131,13 @@ class Job:
             self.start_step = self.step = ev.step
             self.status = "stopping" if self.stop.is_set() else "running"
             self.precision = ev.precision_reason or ev.precision
+            self.threads = (ev.threads, ev.threads) if ev.device == "cpu" else (0, 0)
             where = f"resumed from step {ev.step}" if ev.resumed_from else "started"
             self.message = f"{where}: {ev.n_images:,} images, batch {ev.batch_size}, {ev.device}, {ev.precision}"
         elif isinstance(ev, gan.StepLog):
             self.step, self.img_per_s = ev.step, ev.img_per_s
+            if ev.threads:
+                self.threads = (ev.threads, self.threads[1] or ev.threads)
             self.rows.append({k: getattr(ev, k) for k in LOSS_FIELDS})
         elif isinstance(ev, gan.Samples):
             self.grid, self.grid_step = ev.grid, ev.step

@@ -47,6 +47,15 @@ def metric_title(snap: dict[str, Any], start_step: int = 0) -> str:
     return METRIC_TITLE
 
 
+def sharing(snap: dict[str, Any]) -> str:
+    """' (1 of 2 CPU threads: the machine is busy)' while the training leaves cores to the server's
+    visitors or other work (gan.device.ThreadGovernor); '' otherwise."""
+    now, start = snap.get("threads") or (0, 0)
+    if not now or now >= start:
+        return ""
+    return f" ({now} of {start} CPU threads: the machine is busy)"
+
+
 def status_line(job: Job, snap: dict[str, Any]) -> str:
     """One line about the job: what it does, how far, how fast, its losses and precision."""
     step, steps, st = snap["step"], snap["steps"], snap["status"]
@@ -61,7 +70,7 @@ def status_line(job: Job, snap: dict[str, Any]) -> str:
     if st == "running":
         return (
             f"**Training** `{job.name}` · step {step} / {steps} ({100 * step / max(steps, 1):.0f}%) · "
-            f"{snap['img_per_s']:.0f} img/s · ETA {fmt_duration(snap['eta_s'])}{losses}{precision}"
+            f"{snap['img_per_s']:.0f} img/s{sharing(snap)} · ETA {fmt_duration(snap['eta_s'])}{losses}{precision}"
         )
     if st == "stopping":
         return f"**Stopping** `{job.name}` at step {step}: writing a checkpoint and the model folder…"
