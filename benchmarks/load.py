@@ -206,6 +206,7 @@ def main() -> None:
             time.sleep(1)
         log = TrainLog(tmp / "runs", admin.predict(api_name="/progress")[0]["run"])
         solo1 = log.speed(args.solo)
+        threads_solo = admin.predict(api_name="/progress")[0].get("threads")
         print(f"training alone: {solo1:.0f} img/s (load average {os.getloadavg()[0]:.2f})")
 
         lat: dict[str, list[float]] = {"sample n=1": [], "sample n=4/16": [], "interpolate": []}
@@ -253,6 +254,7 @@ def main() -> None:
         wall = time.time() - t0
         cpu_app, cpu_users = cpu_seconds(app.pid) - cpu0[0], time.process_time() - cpu0[1]
         after = log.mark()
+        threads_crowd = admin.predict(api_name="/progress")[0].get("threads")
         crowd = log.img_per_s(before, after)
         load_crowd = os.getloadavg()[0]
         solo2 = log.speed(args.solo)
@@ -268,6 +270,7 @@ def main() -> None:
                       f"p95 {1e3 * pct(xs, 0.95):7.0f} ms")  # fmt: skip
         print(f"CPU meanwhile: the app {cpu_app / wall:.2f} cores, the {args.users} users (this process) "
               f"{cpu_users / wall:.2f} cores, of {os.cpu_count()}")  # fmt: skip
+        print(f"training's torch threads (now, at start): alone {threads_solo}, with the users {threads_crowd}")
         print(f"training: alone {solo1:.0f} img/s before, {solo2:.0f} after (mean {solo:.0f}); with {args.users} "
               f"users {crowd:.0f} img/s = {100 * crowd / solo:.0f} % of alone "
               f"(step {before[0]} -> {after[0]}; load average {load_crowd:.2f})")  # fmt: skip
