@@ -299,9 +299,10 @@ class ThreadGovernor:
     lies between.
 
     `step()` is called between training steps in the training thread (torch's count is per thread);
-    every `interval` seconds it reads the CPU time used by others (`cpu_seconds_used` minus this
-    process's) and sets max_threads - round(others - slack) threads: fewer at once, more again only
-    after two calm readings in a row. Where the CPU time cannot be read it keeps max_threads."""
+    every `interval` seconds it reads the cores used by others (`cpu_seconds_used` minus this
+    process's CPU time, over the wall time) and sets max_threads - ceil(others - slack) threads, at
+    least 1: fewer at once, more again only after two calm readings in a row. Where the CPU time
+    cannot be read it keeps max_threads."""
 
     def __init__(self, max_threads: int, interval: float = 0.5, slack: float = 0.4, used=cpu_seconds_used,
                  clock=time.monotonic):  # fmt: skip
