@@ -59,13 +59,13 @@ def main() -> None:
     parts = []
     for name, label in CELLS.items():
         done = sum((cell(a, name) or {}).get("n", 0) for a in arms)
-        if done < SEEDS * len(arms):
-            parts.append(f"{label}: {done} of {SEEDS * len(arms)} runs")
+        parts.append(f"{label}: {done} of {SEEDS * len(arms)} runs")
+    full = all(p.startswith(f"{lb}: {SEEDS * len(arms)} of") for p, lb in zip(parts, CELLS.values()))
     progress = (
-        f"Done so far ({SEEDS} seeds x {len(arms)} arms per column): " + "; ".join(parts) + ". A *pending* "
+        f"Every cell has {SEEDS} seeds."
+        if full
+        else f"Runs finished ({SEEDS} seeds x {len(arms)} arms per column): " + "; ".join(parts) + ". A *pending* "
         "cell has no finished run yet."
-        if parts
-        else f"Every cell has {SEEDS} seeds."
     )
     twenty = [a for a in arms if cell(a, "20min")]
     if twenty:
