@@ -136,8 +136,8 @@ class Job:
             self.message = f"{where}: {ev.n_images:,} images, batch {ev.batch_size}, {ev.device}, {ev.precision}"
         elif isinstance(ev, gan.StepLog):
             self.step, self.img_per_s = ev.step, ev.img_per_s
-            if ev.threads:
-                self.threads = (ev.threads, self.threads[1] or ev.threads)
+            if ev.threads:  # the count at the start stays Started's
+                self.threads = (ev.threads, self.threads[1])
             self.rows.append({k: getattr(ev, k) for k in LOSS_FIELDS})
         elif isinstance(ev, gan.Samples):
             self.grid, self.grid_step = ev.grid, ev.step
