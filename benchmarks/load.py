@@ -110,8 +110,8 @@ class TrainLog:
     StepLog events, written every 10 steps. Exact at those marks, where the progress endpoint's step
     alone would be off by up to 10 steps: at 64 px a minute holds about 70."""
 
-    def __init__(self, runs: Path, run: str):
-        self.path = runs / run / "log.jsonl"
+    def __init__(self, runs: Path, run: str, batch: int):
+        self.path, self.batch = runs / run / "log.jsonl", batch
 
     def mark(self) -> tuple[int, float]:
         from gan.runlog import read_log
@@ -119,18 +119,14 @@ class TrainLog:
         last = read_log(self.path, events=("StepLog",))[-1]
         return last["step"], last["elapsed_s"]
 
-    @staticmethod
-    def img_per_s(a: tuple[int, float], b: tuple[int, float]) -> float:
-        return (b[0] - a[0]) * BATCH / max(b[1] - a[1], 1e-9)
+    def img_per_s(self, a: tuple[int, float], b: tuple[int, float]) -> float:
+        return (b[0] - a[0]) * self.batch / max(b[1] - a[1], 1e-9)
 
     def speed(self, seconds: float) -> float:
         """img/s between the last marks before and after `seconds` of waiting."""
         a = self.mark()
         time.sleep(seconds)
         return self.img_per_s(a, self.mark())
-
-
-BATCH = 32  # --batch
 
 
 def main() -> None:
@@ -147,8 +143,6 @@ def main() -> None:
     p.add_argument("--switch-interval", type=float, default=None, help="sys.setswitchinterval for the app (seconds)")
     p.add_argument("--concurrency", type=int, default=None, help="the app's default queue concurrency (an experiment)")
     args = p.parse_args()
-    global BATCH
-    BATCH = args.batch
 
     from gradio_client import Client
 
@@ -190,7 +184,7 @@ def main() -> None:
         model = "cats64" if "cats64" in names else names[0]
         print(
             admin.predict(
-                source="synthetic", image_size=args.image_size, steps=100_000, batch_size=BATCH, api_name="/train"
+                source="synthetic", image_size=args.image_size, steps=100_000, batch_size=args.batch, api_name="/train"
             )
         )
         busy = None
@@ -204,7 +198,7 @@ def main() -> None:
             if time.time() - t0 > 120:
                 sys.exit("training did not reach step 20 in 2 minutes")
             time.sleep(1)
-        log = TrainLog(tmp / "runs", admin.predict(api_name="/progress")[0]["run"])
+        log = TrainLog(tmp / "runs", admin.predict(api_name="/progress")[0]["run"], args.batch)
         solo1 = log.speed(args.solo)
         threads_solo = admin.predict(api_name="/progress")[0].get("threads")
         print(f"training alone: {solo1:.0f} img/s (load average {os.getloadavg()[0]:.2f})")
