@@ -2,8 +2,9 @@
 
 The arms form a chain. Arm `textbook` is the pytorch/examples DCGAN step in its own loop
 (benchmarks/textbook_dcgan.py, no GAN Lab code). Arm `ourloop` runs the same settings in GAN Lab's
-loop (`gan.train.fit`), and every later arm adds one change to the arm before it (ARMS below), up
-to GAN Lab's CPU recipe and the loss/normalisation changes the small-data literature suggests.
+loop (`gan.train.fit`), and every later arm adds one change to the arm before it (`_chain` below), up
+to GAN Lab's CPU recipe and the loss/normalisation changes the small-data literature suggests. A
+branch arm (`sle`) instead adds its one change to the arm it names (the CPU recipe's).
 
 Every run trains with one torch thread, and its budget is the CPU time of the training process
 (`time.process_time()` around the training steps; data loading, checkpoints at the stop,
@@ -113,11 +114,17 @@ def _chain() -> list[Arm]:
          {"loss": "hinge"}),
         ("r1", f"+ lazy R1 penalty (gamma {R1_GAMMA:g}, every 16 steps)", {}, {"r1_gamma": R1_GAMMA, "r1_every": 16}),
         ("lr_d", "+ lr_d 2e-4 -> 1e-4", {}, {"lr_d": 1e-4}),
+        # a branch: one change to the CPU recipe's arm rather than to the row above
+        ("sle", "`xflip` + skip-layer excitation in G (lightweight-gan; 4x4 gates 16x16, 8x8 gates 32x32)",
+         {"g_sle": True}, {}, "xflip"),
     ]  # fmt: skip
     arms = [Arm("textbook", "pytorch/examples DCGAN step in its own loop (benchmarks/textbook_dcgan.py), fp32",
                 textbook_model, textbook_train, textbook=True)]  # fmt: skip
     m, t = dict(textbook_model), dict(textbook_train)
-    for name, change, dm, dt in steps:
+    for name, change, dm, dt, *base in steps:
+        if base:  # branch off the named arm
+            b = next(a for a in arms if a.name == base[0])
+            m, t = dict(b.model), dict(b.train)
         m, t = {**m, **dm}, {**t, **dt}
         arms.append(Arm(name, change, m, t, needs_r1=t.get("r1_gamma", 0) > 0))
     return arms

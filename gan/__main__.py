@@ -24,6 +24,7 @@ HELP = {
     "d_width": "discriminator base width (ndf)",
     "g_style": "deconv (ConvTranspose) or upsample (nearest + conv)",
     "d_norm": "discriminator normalisation: batch, spectral or none",
+    "g_sle": "skip-layer excitation in G (lightweight-gan): 4x4 maps gate 16x16 ones, 8x8 gate 32x32, ...",
     "batch_size": "images per step (per process under torchrun)",
     "steps": "generator updates to train for",
     "epochs": "stop after this many passes over the data (if sooner than --steps)",

@@ -92,6 +92,7 @@ class ModelConfig(_JsonMixin):
     d_width: int = 64  # ndf: channels of the discriminator's first layer
     g_style: str = "deconv"  # deconv: ConvTranspose (pytorch/examples); upsample: nearest + conv
     d_norm: str = "batch"  # batch | spectral | none
+    g_sle: bool = False  # skip-layer excitation in G (lightweight-gan / FastGAN): 4x4 -> 16x16, 8x8 -> 32x32, ...
 
     def __post_init__(self) -> None:
         _check_int("image_size", self.image_size, 16, 256)
@@ -104,6 +105,12 @@ class ModelConfig(_JsonMixin):
         _check_int("d_width", self.d_width, 4, 512)
         _check_choice("g_style", self.g_style, G_STYLES)
         _check_choice("d_norm", self.d_norm, D_NORMS)
+        if not isinstance(self.g_sle, bool):
+            raise ConfigError(f"g_sle must be true or false, got {self.g_sle!r}")
+        if self.g_sle and self.image_size < 32:
+            raise ConfigError(
+                f"g_sle needs image_size 32 or more (it gates 16x16 maps from 4x4 ones), got {self.image_size}"
+            )
         n = self.n_params()
         if n > MAX_PARAMS:
             raise ConfigError(
@@ -119,7 +126,8 @@ class ModelConfig(_JsonMixin):
         g = self.z_dim * gw[0] * 16 + sum(a * b * k for a, b in zip(gw[:-1], gw[1:])) + gw[-1] * self.channels * k
         dw = [self.d_width * min(2**i, 8) for i in range(n)]
         d = self.channels * dw[0] * 16 + sum(a * b * 16 for a, b in zip(dw[:-1], dw[1:])) + dw[-1] * 16
-        return g + d + 4 * (sum(gw) + sum(dw))
+        sle = sum(a * b * 16 + b * b for a, b in zip(gw, gw[2:])) if self.g_sle else 0
+        return g + d + sle + 4 * (sum(gw) + sum(dw))
 
     @property
     def n_up(self) -> int:

@@ -15,6 +15,7 @@ the caller, so the same arguments give the same result.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -33,7 +34,7 @@ from torch import nn
 
 from .data import _array_to_images, fit_image, to_float
 from .fileio import atomic_path, cache_dir
-from .models import Discriminator
+from .models import Discriminator, run_generator
 from .sampling import generate, interpolate, latents, make_grid
 
 log = logging.getLogger(__name__)
@@ -88,14 +89,7 @@ def _layer_features(G: nn.Module, z: torch.Tensor, layer: int, batch: int = 512)
     dev = _device(G)
     out = []
     for chunk in z.split(batch):
-        h = chunk.to(dev)[:, :, None, None]  # (b, z) -> (b, z, 1, 1)
-        seen = -1
-        for m in G.net:
-            h = m(h)
-            if isinstance(m, nn.ReLU):
-                seen += 1
-                if seen == layer:
-                    break
+        h = next(itertools.islice(run_generator(G.net, getattr(G, "sle", ()), chunk.to(dev)), layer, None))
         out.append(h.flatten(1).float().cpu())  # (b, c, s, s) -> (b, c*s*s)
     return torch.cat(out)
 

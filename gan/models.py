@@ -42,6 +42,38 @@ def init_weights(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
+def skip_layer_excitation(cin: int, cout: int) -> nn.Sequential:
+    """lightweight-gan's SLE: a small map (B, cin, s, s) -> channel gates (B, cout, 1, 1) in (0, 1),
+    which multiply a map four times larger."""
+    return nn.Sequential(
+        nn.AdaptiveAvgPool2d(4),  # (B, cin, s, s) -> (B, cin, 4, 4)
+        nn.Conv2d(cin, cout, 4, 1, 0, bias=False),  # -> (B, cout, 1, 1)
+        nn.LeakyReLU(0.1, True),
+        nn.Conv2d(cout, cout, 1, 1, 0, bias=False),
+        nn.Sigmoid(),
+    )
+
+
+def run_generator(layers: nn.Sequential, sle: nn.ModuleList, z: torch.Tensor):
+    """z (B, z_dim) -> the output of each ReLU block, then the image (the last item).
+
+    With skip-layer excitation, block i >= 2 is gated by SLE(block i - 2), as in lightweight-gan.
+    Generator.forward, latent directions and the ONNX export (whose BatchNorms are folded into
+    `layers`) all run G through this one function.
+    """
+    h = z[:, :, None, None]  # (B, z) -> (B, z, 1, 1)
+    blocks: list[torch.Tensor] = []
+    for m in layers:
+        h = m(h)
+        if isinstance(m, nn.ReLU):
+            i = len(blocks)
+            if len(sle) and i >= 2:
+                h = h * sle[i - 2](blocks[i - 2])  # (B, c, s, s) * (B, c, 1, 1)
+            blocks.append(h)
+            yield h
+    yield h
+
+
 def _as_config(config: ModelConfig | dict[str, Any] | None, kwargs: dict[str, Any]) -> ModelConfig:
     if config is None:
         return ModelConfig(**kwargs)
@@ -93,6 +125,8 @@ class Generator(nn.Module, PyTorchModelHubMixin, tags=list(CARD_TAGS), **CARD_ME
             layers += [nn.Upsample(scale_factor=2, mode="nearest")]
             layers += [nn.Conv2d(w[-1], cfg.channels, 3, 1, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
+        # skip-layer excitation: gates for blocks 2.. (16x16 and up) from blocks 0.. (4x4 and up)
+        self.sle = nn.ModuleList([skip_layer_excitation(a, b) for a, b in zip(w, w[2:])] if cfg.g_sle else [])
         self.apply(init_weights)
 
     @property
@@ -209,7 +243,10 @@ class Generator(nn.Module, PyTorchModelHubMixin, tags=list(CARD_TAGS), **CARD_ME
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.config.z_dim:
             raise ValueError(f"z must have shape (B, {self.config.z_dim}), got {tuple(z.shape)}")
-        return self.net(z[:, :, None, None])  # (B, z, 1, 1) -> (B, C, S, S)
+        if not len(self.sle):
+            return self.net(z[:, :, None, None])  # (B, z, 1, 1) -> (B, C, S, S)
+        *_, image = run_generator(self.net, self.sle, z)
+        return image
 
 
 class Discriminator(nn.Module):

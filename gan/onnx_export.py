@@ -41,6 +41,7 @@ from torch import nn
 
 from .fileio import atomic_write_bytes, atomic_write_json, cache_dir
 from .latent import Directions, weights_hash
+from .models import run_generator
 from .sampling import latents
 
 ONNX_FORMAT = "gan-lab-onnx/1"  # bump when the graph's layout, names or opset change: old cache entries are ignored
@@ -94,9 +95,12 @@ class _Exportable(nn.Module):
             else:
                 layers.append(copy.deepcopy(m).float())
         self.net = nn.Sequential(*layers).eval()
+        # skip-layer excitation (empty if off)
+        self.sle = copy.deepcopy(getattr(G, "sle", nn.ModuleList())).float().eval()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z.unsqueeze(-1).unsqueeze(-1))  # (B, z) -> (B, z, 1, 1) -> (B, C, S, S)
+        *_, image = run_generator(self.net, self.sle, z)  # (B, z) -> (B, C, S, S)
+        return image
 
 
 def _generator(G: nn.Module) -> nn.Module:

@@ -43,6 +43,8 @@ def test_dcgan_init():
         ({"g_style": "pixelshuffle"}, "deconv, upsample"),
         ({"z_dim": "100"}, "must be an integer"),
         ({"d_norm": "layer"}, "batch, spectral, none"),
+        ({"g_sle": 1}, "true or false"),
+        ({"g_sle": True, "image_size": 16}, "needs image_size 32"),
     ],
 )
 def test_model_config_errors_name_the_field(kw, words):
@@ -66,6 +68,34 @@ def test_model_config_errors_name_the_field(kw, words):
 def test_train_config_errors(kw, words):
     with pytest.raises(ConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
         TrainConfig(**kw)
+
+
+def test_skip_layer_excitation_gates_the_larger_maps(tmp_path):
+    """g_sle: blocks 16x16 and 32x32 are gated from 4x4 and 8x8; the gates change the image, their
+    parameters are counted by n_params (the size bound of a stranger's weights), and a saved model
+    loads back with them."""
+    from gan import load_model, save_model
+
+    cfg = ModelConfig(image_size=64, z_dim=8, g_width=4, d_width=4, g_sle=True)
+    plain = ModelConfig(image_size=64, z_dim=8, g_width=4, d_width=4)
+    torch.manual_seed(0)
+    G = Generator(cfg).eval()
+    with torch.no_grad():
+        for m in G.net:
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                m.weight.mul_(10)  # a fresh G in eval mode draws flat grey; larger weights give real images
+    assert len(G.sle) == 2 and len(Generator(plain).sle) == 0
+    n_sle = sum(p.numel() for p in G.sle.parameters())
+    assert n_sle > 0 and cfg.n_params() - plain.n_params() == n_sle
+    z = torch.randn(4, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = G(z)
+        G.sle[1][-2].weight.mul_(100)  # the 32x32 block's gates, far from their start
+        assert (G(z) - out).abs().max() > 1e-3
+        G.sle[1][-2].weight.div_(100)
+    save_model(G, tmp_path / "m")
+    H = load_model(tmp_path / "m")
+    assert H.config.g_sle and torch.equal(H(z), out)
 
 
 def test_json_round_trip_and_unknown_fields():

@@ -256,3 +256,20 @@ def test_unwritable_cache_still_gives_directions(G, tmp_path, monkeypatch, caplo
     dirs = L.load_or_compute_directions(copy.deepcopy(G), k=3, n_samples=N)
     assert dirs.vectors.shape == (3, TINY.z_dim)
     assert "no cache folder for directions" in caplog.text
+
+
+def test_layer_features_follow_the_gated_forward():
+    """With skip-layer excitation, the features the directions are found in are the gated ones:
+    the last block's features run through G's remaining layers give G(z)."""
+    from gan import ModelConfig
+
+    torch.manual_seed(0)
+    G = Generator(ModelConfig(image_size=32, z_dim=8, g_width=4, d_width=4, g_sle=True)).eval()
+    with torch.no_grad():
+        for p in G.sle.parameters():
+            p.mul_(50)  # gates that vary with z
+    z = torch.randn(3, 8, generator=torch.Generator().manual_seed(1))
+    h = L._layer_features(G, z, L._n_blocks(G) - 1).reshape(3, 4, 16, 16)  # (3, c*s*s) -> (3, c, s, s)
+    tail = G.net[max(i for i, m in enumerate(G.net) if isinstance(m, nn.ReLU)) + 1 :]
+    with torch.no_grad():
+        assert torch.allclose(tail(h), G(z), atol=1e-6)

@@ -145,6 +145,18 @@ def test_fresh_generator_with_batchnorm_statistics(kw, cache_root):
     assert not G.training  # export leaves G's mode alone
 
 
+def test_skip_layer_excitation_is_exported(cache_root):
+    """A G with SLE gates exports them (Sigmoid nodes) and matches PyTorch."""
+    G = _fresh(seed=4, image_size=32, g_sle=True)
+    with torch.no_grad():
+        for p in G.sle.parameters():
+            p.mul_(50)  # gates that vary with z, not a constant 0.5 a dropped gate would hide in
+    exp = ox.export_onnx(G)
+    assert "Sigmoid" in {n.op_type for n in onnx.load(str(exp.path)).graph.node}
+    z = torch.randn(5, G.z_dim, generator=torch.Generator().manual_seed(2))
+    assert _ort_diff(exp.path, G, z) < 1e-3
+
+
 def test_a_wrong_fold_is_caught(monkeypatch, cache_root):
     """The export's own check against PyTorch: fold without the running mean and it must fail."""
     real = ox._fold
