@@ -58,7 +58,8 @@ def model_card(
         f"# DCGAN {cfg.image_size}x{cfg.image_size} ({'RGB' if cfg.channels == 3 else 'grayscale'})",
         "",
         "A DCGAN generator trained with GAN Lab "
-        f"({cfg.g_style} generator{' with skip-layer excitation' if cfg.g_sle else ''}, widths G {cfg.g_width} / D {cfg.d_width}, z {cfg.z_dim}).",
+        f"({cfg.g_style} generator{' with skip-layer excitation' if cfg.g_sle else ''}, "
+        f"widths G {cfg.g_width} / D {cfg.d_width}, z {cfg.z_dim}).",
         "",
         *(["![samples](samples.png)", ""] if samples else []),
         *usage(repo_id or "path/to/model"),
