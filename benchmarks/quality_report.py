@@ -70,7 +70,7 @@ def report(args, cells: list[Cell]) -> str:
                       json.dumps(summ, indent=2, allow_nan=False) + "\n")  # fmt: skip
     machines = ", ".join(f"{m['model']} ({m['cpu_class']})" for m in summ["machines"]) or "none yet"
     lines = [
-        "| # | arm | change (each row adds one change to the row above) | "
+        "| # | arm | change (each row adds one change to the row above, or to the arm it names) | "
         + " | ".join(f"SWD at {c.name}" for c in cells) + " |",
         "|---|---|---|" + "---|" * len(cells),
     ]  # fmt: skip

@@ -19,15 +19,11 @@ import torch
 
 import gan
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
+from conftest import CHROMIUM, ON_CI
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 KEEP_SHOTS = os.environ.get("GAN_LAB_SCREENSHOTS") == "1"
 
-ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 if not Path(CHROMIUM).exists():  # CI installs Chromium (.ci/run): there, a missing browser is a failure
     if ON_CI:
         raise RuntimeError(f"{CHROMIUM} is missing on CI: the browser test cannot run (apt-get install chromium)")
@@ -85,14 +81,6 @@ def serve(settings: Settings):
     yield Url(f"http://127.0.0.1:{port}/", demo.lab)
     demo.lab.runner.shutdown()
     demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
