@@ -23,6 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CELLS = {"10min": "10 CPU-minutes", "20min": "20 CPU-minutes", "1000steps": "1,000 steps"}
 SEEDS = 3
+# what the median seed's 20-minute samples look like (quality_grids_20min.jpg), per arm: looked at, not computed
+SEEN_20MIN = {
+    "b32": "cat faces with green and yellow colour casts",
+    "diffaug": "recognisable cat faces, no longer noisy",
+    "ema": "recognisable, clean cat faces",
+    "xflip": "recognisable cat faces with fur detail and the most varied coats",
+}
 
 
 def main() -> None:
@@ -69,19 +76,27 @@ def main() -> None:
     )
     twenty = [a for a in arms if cell(a, "20min")]
     if twenty:
-        if set(twenty) != {"b32", "ema", "xflip"}:  # what the grids below were looked at for
-            sys.exit(f"20-minute cells of {twenty}: look at quality_grids_20min.jpg, rewrite the prose in {__file__}")
-        listed = ", ".join(f"`{a}` {c(a, '20min')}" + (f" (n={n})" if (n := cell(a, "20min")["n"]) > 1 else "")
-                           for a in twenty)  # fmt: skip
+        unseen = [a for a in twenty if a not in SEEN_20MIN]
+        if unseen:
+            sys.exit(f"20-minute cells of {unseen}: look at quality_grids_20min.jpg, describe them in SEEN_20MIN")
+        listed = "; ".join(f"`{a}` {c(a, '20min')}" + (f" (n={n})" if (n := cell(a, "20min")["n"]) > 1 else "")
+                           + f": {SEEN_20MIN[a]}" for a in twenty)  # fmt: skip
+        best20 = min(twenty, key=lambda a: cell(a, "20min")["mean"])
         twenty_text = textwrap.fill(
-            f"- **20 CPU-minutes**, the cells finished so far: {listed}. By eye (`quality_grids_20min.jpg`) all "
-            "three draw recognisable cat faces with more fur detail than at 10 minutes; batch 32 without EMA keeps "
-            "its colour casts. The `cpu` recipe still has the lowest mean, within the spread of the others.",
+            f"- **20 CPU-minutes**, the cells finished so far (by eye, `quality_grids_20min.jpg`): {listed}. "
+            f"Lowest mean so far: `{best20}`"
+            + (", the `cpu` recipe" if best20 == "xflip" else "")
+            + (
+                ", within the spread of the next ones."
+                if any(
+                    cell(a, "20min")["mean"] - cell(a, "20min")["sd"] <= cell(best20, "20min")["mean"]
+                    for a in twenty
+                    if a != best20
+                )  # fmt: skip
+                else "."
+            ),
             100,
             subsequent_indent="  ",
-        )
-        checks["the cpu recipe has the lowest mean at 20 CPU-minutes so far"] = (
-            min(twenty, key=lambda a: cell(a, "20min")["mean"]) == "xflip"
         )
     else:
         twenty_text = "- **20 CPU-minutes**: no cell has finished yet."
