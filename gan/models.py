@@ -54,12 +54,12 @@ def skip_layer_excitation(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-def run_generator(layers: nn.Sequential, sle: nn.ModuleList, z: torch.Tensor):
-    """z (B, z_dim) -> the output of each ReLU block, then the image (the last item).
+def run_generator(layers: nn.Sequential, sle: nn.ModuleList, z: torch.Tensor, upto: int | None = None) -> torch.Tensor:
+    """z (B, z_dim) -> the image, or with `upto` the output of ReLU block number `upto` (0 = 4x4).
 
     With skip-layer excitation, block i >= 2 is gated by SLE(block i - 2), as in lightweight-gan.
     Generator.forward, latent directions and the ONNX export (whose BatchNorms are folded into
-    `layers`) all run G through this one function.
+    `layers`) all run G through this one function (a plain loop: torch.compile traces it whole).
     """
     h = z[:, :, None, None]  # (B, z) -> (B, z, 1, 1)
     blocks: list[torch.Tensor] = []
@@ -69,9 +69,10 @@ def run_generator(layers: nn.Sequential, sle: nn.ModuleList, z: torch.Tensor):
             i = len(blocks)
             if len(sle) and i >= 2:
                 h = h * sle[i - 2](blocks[i - 2])  # (B, c, s, s) * (B, c, 1, 1)
+            if i == upto:
+                return h
             blocks.append(h)
-            yield h
-    yield h
+    return h
 
 
 def _as_config(config: ModelConfig | dict[str, Any] | None, kwargs: dict[str, Any]) -> ModelConfig:
@@ -245,8 +246,7 @@ class Generator(nn.Module, PyTorchModelHubMixin, tags=list(CARD_TAGS), **CARD_ME
             raise ValueError(f"z must have shape (B, {self.config.z_dim}), got {tuple(z.shape)}")
         if not len(self.sle):
             return self.net(z[:, :, None, None])  # (B, z, 1, 1) -> (B, C, S, S)
-        *_, image = run_generator(self.net, self.sle, z)
-        return image
+        return run_generator(self.net, self.sle, z)
 
 
 class Discriminator(nn.Module):

@@ -99,8 +99,7 @@ class _Exportable(nn.Module):
         self.sle = copy.deepcopy(getattr(G, "sle", nn.ModuleList())).float().eval()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        *_, image = run_generator(self.net, self.sle, z)  # (B, z) -> (B, C, S, S)
-        return image
+        return run_generator(self.net, self.sle, z)  # (B, z) -> (B, C, S, S)
 
 
 def _generator(G: nn.Module) -> nn.Module:
