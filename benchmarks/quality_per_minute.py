@@ -4,7 +4,7 @@ The arms form a chain. Arm `textbook` is the pytorch/examples DCGAN step in its 
 (benchmarks/textbook_dcgan.py, no GAN Lab code). Arm `ourloop` runs the same settings in GAN Lab's
 loop (`gan.train.fit`), and every later arm adds one change to the arm before it (`_chain` below), up
 to GAN Lab's CPU recipe and the loss/normalisation changes the small-data literature suggests. A
-branch arm (`sle`) instead adds its one change to the arm it names (the CPU recipe's).
+branch arm (`sle`, `b16`) instead adds its one change to the arm it names (the CPU recipe's).
 
 Every run trains with one torch thread, and its budget is the CPU time of the training process
 (`time.process_time()` around the training steps; data loading, checkpoints at the stop,
@@ -117,6 +117,8 @@ def _chain() -> list[Arm]:
         # a branch: one change to the CPU recipe's arm rather than to the row above
         ("sle", "`xflip` + skip-layer excitation in G (lightweight-gan; 4x4 gates 16x16, 8x8 gates 32x32)",
          {"g_sle": True}, {}, "xflip"),
+        ("b16", "`xflip` with batch 32 -> 16 (more steps per CPU minute; the same EMA decay)", {}, {"batch_size": 16},
+         "xflip"),
     ]  # fmt: skip
     arms = [Arm("textbook", "pytorch/examples DCGAN step in its own loop (benchmarks/textbook_dcgan.py), fp32",
                 textbook_model, textbook_train, textbook=True)]  # fmt: skip

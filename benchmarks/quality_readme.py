@@ -28,6 +28,8 @@ SEEN_SLE = (
     "By eye its median seed draws varied, recognisable cat faces like the `cpu` recipe's; its worst seed "
     "draws blurrier, smeared faces. It stays an option (`--g-sle`), off by default."
 )
+# the median seed's 10-minute grid of the b16 arm, looked at
+SEEN_B16 = ""
 # what the median seed's 20-minute samples look like (quality_grids_20min.jpg), per arm: looked at, not computed
 SEEN_20MIN = {
     "b32": "cat faces with green and yellow colour casts",
@@ -124,6 +126,25 @@ def main() -> None:
         )
         checks["skip-layer excitation does not beat the cpu recipe at 10 CPU-minutes"] = not paid
 
+    b16 = cell("b16")
+    if b16 is None:
+        b16_text = "- **Batch 16** on the `cpu` recipe (`b16`): no run has finished yet."
+    else:
+        if not SEEN_B16:
+            sys.exit(
+                f"b16 has results: look at its grid in quality_grids_10min.jpg and describe it in SEEN_B16 ({__file__})"
+            )
+        paid = b16["mean"] < xflip["mean"]
+        b16_text = textwrap.fill(
+            f"- **Batch 16** instead of 32 on the `cpu` recipe (`b16`: {steps('b16')} steps in 10 CPU-minutes "
+            f"against {steps('xflip')}) {'paid' if paid else 'did not pay'}: {c('b16')} against {c('xflip')}, "
+            f"{'within' if abs(b16['mean'] - xflip['mean']) <= max(b16['sd'], xflip['sd']) else 'outside'} "
+            f"the spread. {SEEN_B16}",
+            100,
+            subsequent_indent="  ",
+        )
+        checks["batch 16 does not beat the cpu recipe at 10 CPU-minutes"] = not paid
+
     failed = [k for k, ok in checks.items() if not ok]
     if failed:
         sys.exit("the README's prose no longer holds: " + "; ".join(failed) + ". Rewrite it in " + __file__)
@@ -161,6 +182,7 @@ What the stored runs show (the sample grids of each arm's median seed:
   lazy R1 penalty ({c("r1")}: similar brown and white faces), plus a lower learning rate for D
   ({c("lr_d")}: many near-identical brown cats, a mode collapse).
 {sle_text}
+{b16_text}
 {twenty_text}
 
 `python benchmarks/quality_per_minute.py report` rebuilds the table, `quality_results.json` and the
