@@ -197,6 +197,15 @@ def test_replaced_model_folders_are_not_models(tmp_path):
     assert lab.models.trained() == ["r1"]
 
 
+def test_model_info_line_names_the_architecture(tmp_path):
+    gan.save_model(gan.Generator(TINY), tmp_path / "weights" / "tiny")
+    sle = gan.ModelConfig(image_size=32, z_dim=8, g_width=4, d_width=4, g_sle=True)
+    gan.save_model(gan.Generator(sle), tmp_path / "weights" / "gated")
+    lab = make_lab(tmp_path)
+    assert lab.models.info("tiny") == "16×16 RGB · z 16 · widths G 8 / D 8"
+    assert lab.models.info("gated") == "32×32 RGB · z 8 · widths G 4 / D 4 · skip-layer excitation"
+
+
 # ---- Explore ---------------------------------------------------------------------------------------
 
 

@@ -169,6 +169,8 @@ class Models:
                 f"z {cfg.get('z_dim')}",
                 f"widths G {cfg.get('g_width')} / D {cfg.get('d_width')}",
             ]
+            if cfg.get("g_sle") is True:
+                parts.append("skip-layer excitation")
             tj = src / "training.json"
             if tj.is_file():
                 t = json.loads(tj.read_text())
