@@ -29,7 +29,10 @@ SEEN_SLE = (
     "recipe's; its worst seed draws blurrier, smeared faces. It stays an option (`--g-sle`), off by default."
 )
 # the median seed's 10-minute grid of the b16 arm, looked at
-SEEN_B16 = ""
+SEEN_B16 = (
+    "By eye its median seed draws cat faces with a speckled, grid-like noise texture, many of them blurred or "
+    "dark. Batch 32 stays."
+)
 # what the median seed's 20-minute samples look like (quality_grids_20min.jpg), per arm: looked at, not computed
 SEEN_20MIN = {
     "b32": "cat faces with green and yellow colour casts",
@@ -37,6 +40,7 @@ SEEN_20MIN = {
     "ema": "recognisable, clean cat faces",
     "xflip": "recognisable cat faces with fur detail and the most varied coats",
     "sle": "cat faces with harsh, noisy fur texture, some blurred",
+    "b16": "recognisable cat faces beside blurred dark ones and a few black frames",
 }
 
 
