@@ -40,6 +40,7 @@ SEEN_20MIN = {
     "diffaug": "recognisable cat faces, no longer noisy",
     "ema": "recognisable, clean cat faces",
     "xflip": "recognisable cat faces with fur detail and the most varied coats",
+    "hinge_sn": "cat faces with the same bright eyes and pose over and over, noisy fur",
     "sle": "cat faces with harsh, noisy fur texture, some blurred",
     "b16": "recognisable cat faces beside blurred dark ones and a few black frames",
 }
