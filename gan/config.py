@@ -129,6 +129,14 @@ class ModelConfig(_JsonMixin):
         sle = sum(a * b * 16 + b * b for a, b in zip(gw, gw[2:])) if self.g_sle else 0
         return g + d + sle + 4 * (sum(gw) + sum(dw))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields; `g_sle` only when on, so a plain DCGAN's config.json (and with it the weights
+        hash that keys its cached directions and ONNX file) is what it was before the field existed."""
+        d = super().to_dict()
+        if not d["g_sle"]:
+            del d["g_sle"]
+        return d
+
     @property
     def n_up(self) -> int:
         """Number of 2x up-sampling stages from 4x4 to image_size."""

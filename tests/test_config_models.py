@@ -93,6 +93,8 @@ def test_skip_layer_excitation_gates_the_larger_maps(tmp_path):
         G.sle[1][-2].weight.mul_(100)  # the 32x32 block's gates, far from their start
         assert (G(z) - out).abs().max() > 1e-3
         G.sle[1][-2].weight.div_(100)
+    # written only when on: a plain DCGAN's config.json, and so its weights hash, is as before
+    assert '"g_sle": true' in cfg.to_json() and "g_sle" not in plain.to_json()
     save_model(G, tmp_path / "m")
     H = load_model(tmp_path / "m")
     assert H.config.g_sle and torch.equal(H(z), out)
