@@ -88,7 +88,7 @@ def _layer_features(G: nn.Module, z: torch.Tensor, layer: int, batch: int = 512)
     dev = _device(G)
     out = []
     for chunk in z.split(batch):
-        h = run_generator(G.net, getattr(G, "sle", ()), chunk.to(dev), upto=layer)
+        h = run_generator(G.net, G.sle, chunk.to(dev), upto=layer)
         out.append(h.flatten(1).float().cpu())  # (b, c, s, s) -> (b, c*s*s)
     return torch.cat(out)
 

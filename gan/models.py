@@ -62,16 +62,18 @@ def run_generator(layers: nn.Sequential, sle: nn.ModuleList, z: torch.Tensor, up
     `layers`) all run G through this one function (a plain loop: torch.compile traces it whole).
     """
     h = z[:, :, None, None]  # (B, z) -> (B, z, 1, 1)
-    blocks: list[torch.Tensor] = []
+    blocks: list[torch.Tensor] = []  # the ReLU blocks' outputs, kept only when gates read them
+    i = -1
     for m in layers:
         h = m(h)
         if isinstance(m, nn.ReLU):
-            i = len(blocks)
+            i += 1
             if len(sle) and i >= 2:
                 h = h * sle[i - 2](blocks[i - 2])  # (B, c, s, s) * (B, c, 1, 1)
             if i == upto:
                 return h
-            blocks.append(h)
+            if len(sle):
+                blocks.append(h)
     return h
 
 
@@ -244,9 +246,7 @@ class Generator(nn.Module, PyTorchModelHubMixin, tags=list(CARD_TAGS), **CARD_ME
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.config.z_dim:
             raise ValueError(f"z must have shape (B, {self.config.z_dim}), got {tuple(z.shape)}")
-        if not len(self.sle):
-            return self.net(z[:, :, None, None])  # (B, z, 1, 1) -> (B, C, S, S)
-        return run_generator(self.net, self.sle, z)
+        return run_generator(self.net, self.sle, z)  # (B, z) -> (B, C, S, S)
 
 
 class Discriminator(nn.Module):

@@ -95,8 +95,7 @@ class _Exportable(nn.Module):
             else:
                 layers.append(copy.deepcopy(m).float())
         self.net = nn.Sequential(*layers).eval()
-        # skip-layer excitation (empty if off)
-        self.sle = copy.deepcopy(getattr(G, "sle", nn.ModuleList())).float().eval()
+        self.sle = copy.deepcopy(G.sle).float().eval()  # skip-layer excitation (empty if off)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return run_generator(self.net, self.sle, z)  # (B, z) -> (B, C, S, S)
