@@ -36,7 +36,9 @@ SEEN_B16 = (
 # what the median seed's 20-minute samples look like (quality_grids_20min.jpg), per arm: looked at, not computed
 SEEN_20MIN = {
     "textbook": "grey blobs with a faint face-like blot in the middle, all alike",
+    "ourloop": "blurry face-like blots in orange and blue-grey under a fine checkered texture, few kinds",
     "w32": "blurry cat-face shapes under a green, checkered noise, brown and grey colour casts",
+    "b64": "cat faces, many white with blue-green tints and blown-out patches, speckled fur",
     "b32": "cat faces with green and yellow colour casts",
     "diffaug": "recognisable cat faces, no longer noisy",
     "ema": "recognisable, clean cat faces",
