@@ -56,6 +56,10 @@ SEEDS = (0, 1, 2)
 EVAL_SEED = 0  # which real images are compared, and the SWD projections: the same for every cell
 EMA_PLAN_STEPS = 2500  # the steps a batch-32 arm makes in 20 CPU minutes here: EMA decay ema_decay_for(2500)
 R1_GAMMA = 0.1  # R1 weight gamma/2 on |grad D(x)|^2, lazily every 16 steps (StyleGAN2)
+# A learning-rate cool-down is scheduled over a run's planned steps, so an arm with one trains a run
+# per cell, planned to end at the cell: at the x-flips arm's mean steps at that CPU budget (the same
+# model and batch, so the same CPU time per step; quality_results.json), or at the step cell.
+CELL_STEPS = {"10min": 1405, "20min": 3177}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,13 +75,26 @@ class Arm:
     textbook: bool = False  # run by benchmarks/textbook_dcgan.py instead of gan.train.fit
     needs_r1: bool = False
 
-    def configs(self, seed: int):
-        """(ModelConfig, TrainConfig) for gan.train.fit."""
+    @property
+    def per_cell(self) -> bool:
+        """One run per cell (a schedule planned to end at the cell), not one run evaluated on its way."""
+        return self.train.get("cooldown", 0) > 0
+
+    def configs(self, seed: int, cell: str | None = None):
+        """(ModelConfig, TrainConfig) for gan.train.fit; a per-cell arm plans its run to end at `cell`."""
         from gan.config import ModelConfig, TrainConfig
 
+        steps = 10_000_000
+        if self.per_cell and cell is not None:
+            if cell in CELL_STEPS:
+                steps = CELL_STEPS[cell]
+            elif cell.endswith("min"):  # another budget (smoke tests): this machine's rough rate
+                steps = max(2, int(60 * float(cell.removesuffix("min")) / self.sec_per_step()))
+            else:
+                steps = int(cell.removesuffix("steps"))
         m = ModelConfig(image_size=IMAGE_SIZE, channels=3, **self.model)
         t = TrainConfig(
-            **self.train, seed=seed, steps=10_000_000, threads=1, log_every=1, sample_every=0,
+            **self.train, seed=seed, steps=steps, threads=1, log_every=1, sample_every=0,
             checkpoint_every=self.checkpoint_every(), n_sample=64,
         )  # fmt: skip
         return m, t
@@ -119,6 +136,8 @@ def _chain() -> list[Arm]:
          {"g_sle": True}, {}, "xflip"),
         ("b16", "`xflip` with batch 32 -> 16 (more steps per CPU minute; the same EMA decay)", {}, {"batch_size": 16},
          "xflip"),
+        ("cool", "`xflip` + a learning-rate cool-down: the last quarter of the run at a quarter of both rates "
+         "(a run per cell, planned to end at it)", {}, {"cooldown": 0.25, "cooldown_lr": 0.25}, "xflip"),
     ]  # fmt: skip
     arms = [Arm("textbook", "pytorch/examples DCGAN step in its own loop (benchmarks/textbook_dcgan.py), fp32",
                 textbook_model, textbook_train, textbook=True)]  # fmt: skip
@@ -258,9 +277,14 @@ def run(arm: Arm, seed: int, want: list[str], cells: list[Cell], args) -> int:
     from gan.device import choose_precision, machine_summary
 
     torch.set_num_threads(1)
-    results, run_dir = Path(args.results), Path(args.runs) / arm.name / f"seed{seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
     log = sys.stdout
+    if arm.per_cell and len(want) > 1:  # one run per cell
+        return max(run(arm, seed, [w], cells, args) for w in want)
+    results, run_dir = Path(args.results), Path(args.runs) / arm.name / f"seed{seed}"
+    if arm.per_cell:
+        run_dir = run_dir.with_name(f"seed{seed}_{want[0]}")
+        cells = [c for c in cells if c.name == want[0]]
+    run_dir.mkdir(parents=True, exist_ok=True)
     pending = [c for c in cells if not result_path(results, arm.name, seed, c.name).exists()]
     todo = [c for c in pending if c.name in want]
     if not todo:
@@ -280,7 +304,7 @@ def run(arm: Arm, seed: int, want: list[str], cells: list[Cell], args) -> int:
         common["precision"] = {"requested": "fp32", "chosen": "fp32", "reason": "the textbook script is fp32"}
         common["config"] = {"model": arm.model, "train": {**arm.train, "precision": "fp32"}}
     else:
-        m, t = arm.configs(seed)
+        m, t = arm.configs(seed, want[0])
         pc = choose_precision(t.precision, torch.device("cpu"))
         common["precision"] = {"requested": pc.requested, "chosen": pc.precision, "reason": pc.reason}
         common["config"] = {"model": m.to_dict(), "train": t.to_dict()}
@@ -290,10 +314,12 @@ def run(arm: Arm, seed: int, want: list[str], cells: list[Cell], args) -> int:
         def stop_at(step: int, cpu_s: float, pending: tuple[Cell, ...] = tuple(pending)) -> bool:
             return any(c.met(step, cpu_s) for c in pending)
 
-        state = trainer(arm, seed, run_dir, ev, stop_at, log)
+        state = trainer(arm, seed, run_dir, ev, stop_at, log, want[0])
         if state.get("diverged"):
             _log(log, f"{arm.name} seed {seed}: diverged at step {state['step']}: {state['message']}")
         met = [c for c in pending if c.met(state["step"], state["cpu_s"])]
+        if arm.per_cell and state.get("finished"):  # the planned run ended a little before its CPU budget
+            met = pending
         if not met and not state.get("diverged"):
             _log(log, f"{arm.name} seed {seed}: stopped at step {state['step']} before any cell; giving up")
             return 1
@@ -341,7 +367,7 @@ def _save_progress(run_dir: Path, prog: dict) -> None:
     atomic_write_json(run_dir / "progress.json", prog)
 
 
-def _train_ganlab(arm: Arm, seed: int, run_dir: Path, ev: EvalSet, stop_at, log) -> dict:
+def _train_ganlab(arm: Arm, seed: int, run_dir: Path, ev: EvalSet, stop_at, log, cell: str) -> dict:
     """One fit() segment: from the run's checkpoint (if any) until stop_at(step, cpu_s); returns the
     state at the stop with 2,048 samples of the exported model (EMA if on, BN recalibrated)."""
     import torch
@@ -350,7 +376,7 @@ def _train_ganlab(arm: Arm, seed: int, run_dir: Path, ev: EvalSet, stop_at, log)
     from gan.sampling import sample
     from gan.train import CKPT_NAME, Checkpoint, Done, Rollback, Started, StepLog, fit, load_checkpoint
 
-    m, t = arm.configs(seed)
+    m, t = arm.configs(seed, cell)
     ckpt = run_dir / CKPT_NAME
     prog = _progress(run_dir)
     estimated = prog.get("cpu_estimated", False)
@@ -396,6 +422,7 @@ def _train_ganlab(arm: Arm, seed: int, run_dir: Path, ev: EvalSet, stop_at, log)
         msg = done.message if done else "fit ended without Done"
         return {**cur, "diverged": True, "message": msg, "fake": _diverged_samples(ev)}
     cur["step"] = done.step
+    cur["finished"] = done.reason == "finished"
     _save_progress(run_dir, cur)
     G = load_model(done.model_dir)
     with torch.no_grad():
@@ -409,7 +436,7 @@ def _diverged_samples(ev: EvalSet):
     return torch.full_like(ev.real, 128)  # a diverged run is scored as flat grey images
 
 
-def _train_textbook(arm: Arm, seed: int, run_dir: Path, ev: EvalSet, stop_at, log) -> dict:
+def _train_textbook(arm: Arm, seed: int, run_dir: Path, ev: EvalSet, stop_at, log, cell: str) -> dict:
     import textbook_dcgan as tb_mod
 
     images = tb_mod.load_zip(ARGS.data)

@@ -153,6 +153,8 @@ class TrainConfig(_JsonMixin):
     max_minutes: float = 0.0  # stop after this much wall-clock training time; 0 = no limit
     lr_g: float = 2e-4
     lr_d: float = 2e-4
+    cooldown: float = 0.0  # the last fraction of `steps` trains at cooldown_lr x the learning rates; 0 = off
+    cooldown_lr: float = 0.25
     beta1: float = 0.5
     beta2: float = 0.999
     loss: str = "bce"  # bce (non-saturating) | hinge
@@ -181,6 +183,8 @@ class TrainConfig(_JsonMixin):
         _check_float("max_minutes", self.max_minutes, 0.0, 1e6)
         _check_float("lr_g", self.lr_g, 0.0, 1.0, lo_open=True)
         _check_float("lr_d", self.lr_d, 0.0, 1.0, lo_open=True)
+        _check_float("cooldown", self.cooldown, 0.0, 0.99)
+        _check_float("cooldown_lr", self.cooldown_lr, 0.0, 1.0, lo_open=True)
         _check_float("beta1", self.beta1, 0.0, 0.999)
         _check_float("beta2", self.beta2, 0.0, 0.99999)
         _check_choice("loss", self.loss, LOSSES)

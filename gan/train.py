@@ -165,6 +165,15 @@ def ema_beta(decay: float, step: int) -> float:
     return min(decay, (1.0 + step) / (10.0 + step))
 
 
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """Learning-rate factor of update `step` (0-based): `cooldown_lr` over the last `cooldown`
+    fraction of `cfg.steps`, 1 before. A run stopped early (time budget, Stop) never cools down;
+    one resumed with more steps moves its cool-down to the new end."""
+    if cfg.cooldown > 0 and step >= round(cfg.steps * (1.0 - cfg.cooldown)):
+        return cfg.cooldown_lr
+    return 1.0
+
+
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay * ema + (1 - decay) * model, parameters only (BN stats are recalibrated)."""
@@ -347,6 +356,10 @@ class Trainer:
         if cfg.xflip:
             real = augment.xflip(real, gen)
         z = self.noise(real.shape[0])
+        f = lr_factor(cfg, self.n_updates)  # set every step: a restore puts the base rates back
+        for opt, lr in ((self.optG, cfg.lr_g), (self.optD, cfg.lr_d)):
+            for group in opt.param_groups:
+                group["lr"] = lr * f
         do_r1 = cfg.r1_gamma > 0 and self.n_updates % cfg.r1_every == 0
 
         # (1) D step: maximise log D(x) + log(1 - D(G(z)))  [or the hinge form]. Real and fake

@@ -50,6 +50,29 @@ def test_resume_equals_uninterrupted_run(tmp_path, shapes, precision):
     assert rest == full[4:]  # bit-identical losses after resuming
 
 
+def test_cooldown_lowers_both_rates_over_the_end_and_resumes_exactly(tmp_path, shapes):
+    from gan.config import ConfigError
+    from gan.train import lr_factor
+
+    cool = tiny_train(steps=8, cooldown=0.5, cooldown_lr=0.25)
+    assert [lr_factor(cool, s) for s in range(8)] == [1.0] * 4 + [0.25] * 4
+    assert lr_factor(cool.replace(steps=12), 4) == 1.0  # resumed with more steps: the cool-down moves
+    assert lr_factor(tiny_train(steps=8), 7) == 1.0  # off by default
+    for bad in ({"cooldown": 1.0}, {"cooldown": -0.1}, {"cooldown_lr": 0.0}, {"cooldown_lr": 1.5}):
+        with pytest.raises(ConfigError):
+            tiny_train(**bad)
+
+    plain = losses(fit(TINY, tiny_train(steps=8), shapes, out_dir=tmp_path / "plain"))
+    full = losses(fit(TINY, cool, shapes, out_dir=tmp_path / "a"))
+    assert full[:4] == plain[:4]  # the same run until the cool-down
+    assert all(a != b for a, b in zip(full[4:], plain[4:]))  # then other updates: the rates really changed
+    stop, n = threading.Event(), []
+    first = losses(fit(TINY, cool, shapes, out_dir=tmp_path / "b", stop=stop,
+                       on_step=lambda: (n.append(1), len(n) == 6 and stop.set())))  # fmt: skip
+    rest = losses(fit(None, cool, shapes, out_dir=tmp_path / "b", resume=tmp_path / "b"))
+    assert first == full[:6] and rest == full[6:]  # stopped inside the cool-down, resumed bit-identical
+
+
 def test_checkpoint_holds_everything(tmp_path, shapes):
     list(fit(TINY, tiny_train(steps=3, ema_decay=0.9), shapes, out_dir=tmp_path))
     meta, t = load_checkpoint(tmp_path)
