@@ -72,10 +72,12 @@ def model_card(
         body += [f"- steps: {steps}"]
     if train_cfg is not None:
         t = train_cfg
+        cool = f" (x{t.cooldown_lr:g} over the last {t.cooldown:.0%} of the steps)" if t.cooldown else ""
+        r1 = f", R1 gamma {t.r1_gamma:g} every {t.r1_every} steps" if t.r1_gamma else ""
         body += [
-            f"- batch {t.batch_size}, loss {t.loss}, lr G {t.lr_g:g} / D {t.lr_d:g}, "
-            f"Adam betas ({t.beta1}, {t.beta2}), EMA {t.ema_decay:g}, augment {t.augment}, "
-            f"precision {t.precision}, seed {t.seed}",
+            f"- batch {t.batch_size}, loss {t.loss}{r1}, lr G {t.lr_g:g} / D {t.lr_d:g}{cool}, "
+            f"Adam betas ({t.beta1}, {t.beta2}), EMA {t.ema_decay:g}, augment {t.augment}"
+            f"{', x-flips' if t.xflip else ''}, precision {t.precision}, seed {t.seed}",
         ]
     body += ["", "Model config:", "", "```json", cfg.to_json(), "```", ""]
     if metrics:

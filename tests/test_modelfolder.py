@@ -127,3 +127,16 @@ def test_generator_from_pretrained_shipped_weights():
         img = G(z)
         assert img.shape == (2, 3, 64, 64) and torch.equal(img, G2(z))
     assert img.std() > 0.1  # trained weights, not a fresh init's near-constant output
+
+
+def test_card_names_every_training_setting_that_is_on():
+    from gan.card import model_card
+    from gan.config import ModelConfig, TrainConfig
+
+    def line(**kw):
+        return next(ln for ln in model_card(ModelConfig(), train_cfg=TrainConfig(**kw)).splitlines() if "- batch" in ln)
+
+    on = line(cooldown=0.25, cooldown_lr=0.25, r1_gamma=0.1, xflip=True)
+    assert "x0.25 over the last 25% of the steps" in on and "R1 gamma 0.1 every 16 steps" in on and "x-flips" in on
+    off = line(xflip=False)
+    assert "last" not in off and "R1" not in off and "x-flips" not in off
