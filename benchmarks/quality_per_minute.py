@@ -481,7 +481,8 @@ def floor(args) -> dict:
 # the queue: most informative cells first
 
 
-PRIORITY = ["xflip", "textbook", "hinge_sn", "b32", "diffaug", "ema", "w32", "ourloop", "b64", "r1", "lr_d"]
+# the newest candidate (cool) first among the others: its cells say more than the known losers' later ones
+PRIORITY = ["xflip", "textbook", "cool", "hinge_sn", "b32", "diffaug", "ema", "w32", "ourloop", "b64", "r1", "lr_d"]
 
 
 def plan(results: Path, cells: list[Cell]) -> list[tuple[str, int, str]]:

@@ -33,6 +33,11 @@ SEEN_B16 = (
     "By eye its median seed draws cat faces with a speckled, grid-like noise texture, many of them blurred or "
     "dark. Batch 32 stays."
 )
+# the median seed's 10-minute grid of the cool arm, looked at
+SEEN_COOL = (
+    "By eye, at 10 CPU-minutes its median seed (seed 0) draws the same cats as the `cpu` recipe's seed 0 (the "
+    "runs share their first three quarters), smoother and blurrier, with less contrast."
+)
 # what the median seed's 20-minute samples look like (quality_grids_20min.jpg), per arm: looked at, not computed
 SEEN_20MIN = {
     "textbook": "grey blobs with a faint face-like blot in the middle, all alike",
@@ -44,6 +49,7 @@ SEEN_20MIN = {
     "ema": "recognisable, clean cat faces",
     "xflip": "recognisable cat faces with fur detail and the most varied coats",
     "hinge_sn": "cat faces with the same bright eyes and pose over and over, noisy fur",
+    "r1": "cat faces in a few repeated brown, white and black coats, all in one pose, a fine grid texture",
     "sle": "cat faces with harsh, noisy fur texture, some blurred",
     "b16": "recognisable cat faces beside blurred dark ones and a few black frames",
 }
@@ -122,6 +128,7 @@ def main() -> None:
             ),
             100,
             subsequent_indent="  ",
+            break_on_hyphens=False,  # "CPU-" + newline would read "CPU- minutes"
         )
     else:
         twenty_text = "- **20 CPU-minutes**: no cell has finished yet."
@@ -138,6 +145,7 @@ def main() -> None:
             f"{c('sle', '1000steps')} against {c('xflip', '1000steps')}. {SEEN_SLE}",
             100,
             subsequent_indent="  ",
+            break_on_hyphens=False,
         )
         checks["skip-layer excitation does not beat the cpu recipe at 10 CPU-minutes"] = sle["mean"] >= xflip["mean"]
         checks["nor at 20 CPU-minutes"] = cell("sle", "20min") is not None and (
@@ -153,8 +161,33 @@ def main() -> None:
             f"against {steps('xflip')}) {verdict('b16')}. {SEEN_B16}",
             100,
             subsequent_indent="  ",
+            break_on_hyphens=False,
         )
         checks["batch 16 does not beat the cpu recipe at 10 CPU-minutes"] = b16["mean"] >= xflip["mean"]
+
+    cool, cool20, xflip20 = cell("cool"), cell("cool", "20min"), cell("xflip", "20min")
+    if cool is None:
+        cool_text = "- **A learning-rate cool-down** (`cool`): no run has finished yet."
+    else:
+        if not SEEN_COOL:
+            sys.exit("the cool arm's 10-minute grid: look at quality_grids_10min.jpg, describe it in SEEN_COOL")
+        at20 = "; its 20-minute cells are pending"
+        if cool20 is not None:
+            at20 = (f", {'nor' if cool20['mean'] >= xflip20['mean'] else 'but it did'} at 20 ({c('cool', '20min')} "
+                    f"against {c('xflip', '20min')})")  # fmt: skip
+        cool_text = textwrap.fill(
+            "- **A learning-rate cool-down** on the `cpu` recipe (`cool`: the last quarter of the run at a quarter "
+            f"of both learning rates; one run per cell, planned to end at it) {verdict('cool')}{at20}. "
+            "It came from retraining `weights/cats64`: 3,000 steps at lr 5e-5 after 10,000 took SWD 23.79 to 16.34, "
+            "where the same steps with only the longer EMA gave 28.36. It pays once a long run has stopped "
+            f"improving, not within a short budget. {SEEN_COOL} It stays an option (`--cooldown`), off by default.",
+            100,
+            subsequent_indent="  ",
+            break_on_hyphens=False,
+        )
+        checks["the cool-down does not beat the cpu recipe at 10 CPU-minutes"] = cool["mean"] >= xflip["mean"]
+        if cool20 is not None:
+            checks["the cool-down does not beat the cpu recipe at 20 CPU-minutes"] = cool20["mean"] >= xflip20["mean"]
 
     failed = [k for k, ok in checks.items() if not ok]
     if failed:
@@ -194,6 +227,7 @@ What the stored runs show (the sample grids of each arm's median seed:
   ({c("lr_d")}: many near-identical brown cats, a mode collapse).
 {sle_text}
 {b16_text}
+{cool_text}
 {twenty_text}
 
 `python benchmarks/quality_per_minute.py report` rebuilds the table, `quality_results.json` and the
