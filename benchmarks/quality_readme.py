@@ -51,6 +51,7 @@ SEEN_20MIN = {
     "hinge_sn": "cat faces with the same bright eyes and pose over and over, noisy fur",
     "r1": "cat faces in a few repeated brown, white and black coats, all in one pose, a fine grid texture",
     "cool": "recognisable cat faces, cleaner and smoother fur than the `cpu` recipe's same seed, a little softer",
+    "lr_d": "blurry cat faces in one pose with the same green eyes, a grid texture over all of them",
     "sle": "cat faces with harsh, noisy fur texture, some blurred",
     "b16": "recognisable cat faces beside blurred dark ones and a few black frames",
 }
