@@ -356,7 +356,7 @@ class Trainer:
         if cfg.xflip:
             real = augment.xflip(real, gen)
         z = self.noise(real.shape[0])
-        f = lr_factor(cfg, self.n_updates)  # set every step: a restore puts the base rates back
+        f = lr_factor(cfg, self.n_updates)  # every step: a loaded optimizer state holds the rate it was saved with
         for opt, lr in ((self.optG, cfg.lr_g), (self.optD, cfg.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * f
@@ -481,9 +481,9 @@ def fit(
             _match_layout(optD)
         except (RuntimeError, KeyError, ValueError) as e:
             raise CheckpointError(f"checkpoint does not fit the model: {e}") from None
-        for opt, lr in ((optG, train_cfg.lr_g), (optD, train_cfg.lr_d)):
+        for opt in (optG, optD):  # the rates are set by Trainer.step, every step
             for group in opt.param_groups:
-                group["lr"], group["betas"] = lr, betas
+                group["betas"] = betas
         torch.set_rng_state(ck["rng.torch"])
         gen.set_state(ck["rng.g"].to(gen.get_state().device))
         step, rollbacks = meta["step"], meta["rollbacks"]
