@@ -119,9 +119,10 @@ def main() -> None:
         listed = "; ".join(f"`{a}` {c(a, '20min')}" + (f" (n={n})" if (n := cell(a, "20min")["n"]) > 1 else "")
                            + f": {SEEN_20MIN[a]}" for a in twenty)  # fmt: skip
         best20 = min(twenty, key=lambda a: cell(a, "20min")["mean"])
+        full = all(cell(a, "20min")["n"] == SEEDS for a in arms if cell(a, "20min")) and len(twenty) == len(arms)
         twenty_text = bullet(
-            f"- **20 CPU-minutes**, the cells finished so far (by eye, `quality_grids_20min.jpg`): {listed}. "
-            f"Lowest mean so far: `{best20}`"
+            f"- **20 CPU-minutes**, {'every arm' if full else 'the cells finished so far'} (by eye, "
+            f"`quality_grids_20min.jpg`): {listed}. Lowest mean{'' if full else ' so far'}: `{best20}`"
             + (", the `cpu` recipe" if best20 == "xflip" else "")
             + (
                 ", within the spread of the next ones."
