@@ -401,6 +401,25 @@ def test_forced_bf16_warns_once_with_the_slowdown(tmp_path, monkeypatch):
     assert started == ["bf16", "fp32", "auto"] and len(lab.warnings) == (1 if choice.warning else 0)
 
 
+def test_train_passes_the_cool_down_and_refuses_a_bad_one_by_name(tmp_path, monkeypatch):
+    lab = make_lab(tmp_path)
+    started = []
+
+    def start(model_cfg, train_cfg, data, spec, run_dir, form=None, **kw):
+        started.append((train_cfg.cooldown, train_cfg.cooldown_lr, form["cooldown"]))
+        return Job(run_dir.name, run_dir, train_cfg.steps, train_cfg.batch_size, "64 images", data, spec)
+
+    monkeypatch.setattr(lab.runner, "start", start)
+    ep.train(lab, **TINY_TRAIN, steps=10)  # the recipe's default: off
+    ep.train(lab, **TINY_TRAIN, steps=10, cooldown="0.25")  # a form or an API client may send text
+    assert started == [(0.0, 0.25, 0.0), (0.25, 0.25, 0.25)]
+    for bad in (0.6, -0.1, "a quarter", float("nan")):
+        with pytest.raises(AppError) as e:
+            ep.train(lab, **TINY_TRAIN, steps=10, cooldown=bad)
+        assert str(e.value) == f"cooldown must be a fraction of the run between 0 and 0.5, got {bad!r}"
+    assert len(started) == 2  # nothing started on a bad value
+
+
 def test_training_thread_uses_every_core(tmp_path, monkeypatch):
     """Training uses every core, whatever the thread that started it had set (a render sets 1)."""
     seen: list[int] = []
@@ -656,6 +675,7 @@ API = {  # the README's API table: endpoint -> its keyword parameters, in order
         "seed",
         "preview_every",
         "max_minutes",
+        "cooldown",
     ],  # fmt: skip
     "/progress": ["since"],
     "/stop": ["key"],  # key: optional (issue 15), the run key a starting page keeps

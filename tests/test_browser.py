@@ -228,8 +228,12 @@ def test_only_the_starter_can_stop_a_run_on_a_space(browser, space_url, request)
             page.goto(space_url)
             page.get_by_role("tab", name="Train").click()
         a.get_by_label("Steps", exact=True).fill("2500")  # not the form's default: a reload must show it again
+        a.get_by_text("Model size and more").click()
+        a.locator("#cooldown input[type=number]").fill("0.25")  # nor is this one
+        a.locator("#cooldown input[type=number]").press("Tab")
         a.locator("#start").click()
         expect(a.locator("#train-status")).to_contain_text("Training", timeout=60_000)
+        assert space_url.lab.runner.job.form["cooldown"] == 0.25  # the page sent the option to the run
         expect(a.locator("#stop")).to_be_enabled()
 
         expect(b.locator("#train-status")).to_contain_text("Training", timeout=30_000)  # B watches it live ...
@@ -247,6 +251,8 @@ def test_only_the_starter_can_stop_a_run_on_a_space(browser, space_url, request)
         expect(a.locator("#stop")).to_be_enabled()
         expect(a.get_by_role("tab", name="Train")).to_have_attribute("aria-selected", "true")
         expect(a.get_by_label("Steps", exact=True)).to_have_value("2500")
+        a.get_by_text("Model size and more").click()  # closed again on a new page
+        expect(a.locator("#cooldown input[type=number]")).to_have_value("0.25")
         a.locator("#stop").click()
         expect(a.locator("#train-status")).to_contain_text("Stopped", timeout=60_000)
         expect(b.locator("#train-status")).to_contain_text("Stopped", timeout=30_000)

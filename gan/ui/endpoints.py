@@ -316,7 +316,7 @@ def train(
     channels: int = 3, steps: int = 1500, batch_size: int = 32, lr: float = 2e-4, loss: str = "bce",
     augment: str = "diffaugment", ema: str = "auto", precision: str = "auto", g_width: int = 32, d_width: int = 32,
     z_dim: int = 100, xflip: bool = True, seed: int = 0, preview_every: int = 0, max_minutes: float = 0.0,
-    session: str | None = None,
+    cooldown: float = 0.0, session: str | None = None,
 ) -> str:  # fmt: skip
     """Start a training run in the background (one per server); follow it with `progress`. On a Space
     the run belongs to the starting session (`session`, Gradio's; not an API parameter): only it may
@@ -325,11 +325,12 @@ def train(
     steps = clamp_int("steps", steps, 1, lab.settings.max_steps)
     seed = clamp_int("seed", seed, 0, 2**31 - 1)
     minutes, capped = capped_minutes(lab, max_minutes)
+    cooldown = fraction("cooldown", cooldown, MAX_COOLDOWN)
     spec = data_spec(lab, source, files, folder, image_size, channels, seed)
     form = dict(source=source, image_size=spec.image_size, channels=spec.channels, steps=steps,
                 batch_size=batch_size, lr=lr, loss=loss, augment=augment, ema=ema, precision=precision,
                 g_width=g_width, d_width=d_width, z_dim=z_dim, xflip=bool(xflip), seed=seed,
-                preview_every=preview_every, max_minutes=minutes)  # fmt: skip
+                preview_every=preview_every, max_minutes=minutes, cooldown=cooldown)  # fmt: skip
     model_cfg, train_cfg = get_recipe("cpu").configs(
         image_size=spec.image_size,
         channels=spec.channels,
@@ -346,6 +347,7 @@ def train(
         xflip=bool(xflip),
         seed=seed,
         max_minutes=minutes,
+        cooldown=cooldown,
         n_sample=64 if spec.image_size <= 64 else 36,
         extra={"data": spec.describe()},
         **schedule(steps, int(preview_every or 0)),
@@ -362,6 +364,21 @@ def train(
         f"Started `{job.name}`: {steps} steps on {job.data_summary}{capped}. Watch it here (or poll the "
         "`progress` endpoint)."
     )
+
+
+MAX_COOLDOWN = 0.5
+"""The largest cool-down the Train tab offers: at most the second half of a run at the lower rates."""
+
+
+def fraction(name: str, v: Any, hi: float) -> float:
+    """A fraction in 0..hi (0.25, "0.25" and None = 0 pass), else an AppError naming the field."""
+    try:
+        f = float(v or 0.0)
+    except (TypeError, ValueError):
+        raise AppError(f"{name} must be a fraction of the run between 0 and {hi:g}, got {v!r}") from None
+    if not (math.isfinite(f) and 0.0 <= f <= hi):
+        raise AppError(f"{name} must be a fraction of the run between 0 and {hi:g}, got {v!r}")
+    return f
 
 
 def capped_minutes(lab: Lab, asked: Any) -> tuple[float, str]:

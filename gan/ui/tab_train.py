@@ -97,7 +97,7 @@ def _data_ui(settings: Settings, td: dict) -> tuple:
 
 
 def _options_ui(td: dict, auto_precision: str, settings: Settings) -> list:
-    """The options in the `train` endpoint's order: steps .. max_minutes."""
+    """The options in the `train` endpoint's order: steps .. cooldown."""
     recipe = ep.get_recipe("cpu").configs()[1]  # loss, augmentation and mirroring of the CPU recipe
     gr.Markdown("### 2 · Options")
     with gr.Row():
@@ -133,6 +133,12 @@ def _options_ui(td: dict, auto_precision: str, settings: Settings) -> list:
             d_width = gr.Slider(4, 128, value=td["d_width"], step=4, label="D width", min_width=260)
             z_dim = gr.Slider(2, 256, value=td["z_dim"], step=1, label="z size", min_width=260)
         xflip = gr.Checkbox(recipe.xflip, label="Mirror images (off for digits and text)", elem_id="xflip")
+        cooldown = gr.Slider(
+            0.0, ep.MAX_COOLDOWN, value=recipe.cooldown, step=0.05, label="Cool-down",
+            info=f"the last fraction of the run at {recipe.cooldown_lr:g}× the learning rates: pays in long runs "
+            "(20+ CPU-minutes), costs in short ones",
+            elem_id="cooldown",
+        )  # fmt: skip
         with gr.Row():
             seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=140)
             preview_every = gr.Number(
@@ -162,6 +168,7 @@ def _options_ui(td: dict, auto_precision: str, settings: Settings) -> list:
         seed,
         preview_every,
         max_minutes,
+        cooldown,
     ]
 
 

@@ -183,7 +183,7 @@ def redraw_step(ui: TrainUI, lab: Lab, model: gr.Dropdown) -> tuple:
 
 
 FORM_FIELDS = ("steps", "batch_size", "lr", "loss", "augment", "ema", "precision", "g_width", "d_width", "z_dim",
-               "xflip", "seed", "preview_every", "max_minutes")  # fmt: skip  # the order of TrainUI.options
+               "xflip", "seed", "preview_every", "max_minutes", "cooldown")  # fmt: skip  # the order of TrainUI.options
 
 
 def reattach_step(ui: TrainUI, lab: Lab, tabs: gr.Tabs) -> tuple:
