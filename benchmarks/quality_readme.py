@@ -173,17 +173,23 @@ def main() -> None:
             spread = "within" if tied(cool20, xflip20) else "outside"
             at20 = (f", {'but it paid' if paid20 else 'nor'} at 20 ({c('cool', '20min')} against "
                     f"{c('xflip', '20min')}, {spread} the spread)")  # fmt: skip
+        cool1k, xflip1k = cell("cool", "1000steps"), cell("xflip", "1000steps")
+        at1k = ""
+        if cool1k is not None and cool1k["n"] == SEEDS:
+            at1k = f" At 1,000 steps it costs too: {c('cool', '1000steps')} against {c('xflip', '1000steps')}."
+            checks["the cool-down does not beat the cpu recipe at 1,000 steps"] = cool1k["mean"] >= xflip1k["mean"]
         when = (
             "It costs a short run progress and pays in longer ones (20 CPU-minutes here, and the long cats64 run). "
             "The app's default stays without it, as the best arm at 10 CPU-minutes, where the cool-down costs; "
-            "for runs of 20 CPU-minutes and more, add `--cooldown 0.25`."
+            "for runs of 20 CPU-minutes and more, add `--cooldown 0.25` (in the app: *Cool-down* under *Model size "
+            "and more*)."
             if paid20
             else "It pays once a long run has stopped improving, not within a short budget. It stays an option "
             "(`--cooldown`), off by default."
         )
         cool_text = bullet(
             "- **A learning-rate cool-down** on the `cpu` recipe (`cool`: the last quarter of the run at a quarter "
-            f"of both learning rates; one run per cell, planned to end at it) {verdict('cool')}{at20}. "
+            f"of both learning rates; one run per cell, planned to end at it) {verdict('cool')}{at20}.{at1k} "
             "It came from retraining `weights/cats64`: 3,000 steps at lr 5e-5 after 10,000 took SWD 23.79 to 16.34, "
             f"where the same steps with only the longer EMA gave 28.36. {SEEN_COOL} {when}"
         )
