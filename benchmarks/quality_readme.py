@@ -137,6 +137,33 @@ def main() -> None:
     else:
         twenty_text = "- **20 CPU-minutes**: no cell has finished yet."
 
+    # the first rows at equal steps: is their deficit at equal CPU time only the steps they get?
+    first = ("textbook", "ourloop", "w32", "b64", "b32")
+
+    def at1k(arm: str) -> str:
+        x = cell(arm, "1000steps")
+        n = f" (n={x['n']})" if x["n"] < SEEDS else ""
+        return f"`{arm}` {c(arm, '1000steps')}{n} in {statistics.fmean(x['cpu_min']):.0f} CPU-minutes"
+
+    finished = [a for a in first if cell(a, "1000steps")]
+    pending = [f"`{a}`" for a in first if not cell(a, "1000steps") or cell(a, "1000steps")["n"] < SEEDS]
+    if not finished:
+        equal_text = bullet("- **At equal steps (1,000)**, the first rows: no run has finished yet.")
+    else:
+        listed = "; ".join(at1k(a) for a in finished)
+        if pending:
+            verdict1k = f"Seeds still to finish: {', '.join(pending)}."
+        else:
+            tb, best1k = cell("textbook", "1000steps"), min(first, key=lambda a: cell(a, "1000steps")["mean"])
+            slower = statistics.fmean(tb["cpu_min"]) / statistics.fmean(cell("b32", "1000steps")["cpu_min"])
+            per_step = "not worse" if tb["mean"] <= cell("b32", "1000steps")["mean"] else "worse too"
+            verdict1k = (
+                f"Per step the textbook settings are {per_step}"
+                f" (lowest of these rows: `{best1k}`), and each of their steps costs {slower:.0f}x the CPU time of "
+                "batch 32 at widths 32."
+            )
+        equal_text = bullet(f"- **At equal steps (1,000)**, the same rows: {listed}. {verdict1k}")
+
     sle = cell("sle")
     if sle is None:
         sle_text = "- **lightweight-gan's skip-layer excitation** (`sle`): no run has finished yet."
@@ -231,6 +258,7 @@ What the stored runs show (the sample grids of each arm's median seed:
   norm in D instead of BCE and BatchNorm ({c("hinge_sn")}: less varied, many similar faces), plus a
   lazy R1 penalty ({c("r1")}: similar brown and white faces), plus a lower learning rate for D
   ({c("lr_d")}: many near-identical brown cats, a mode collapse).
+{equal_text}
 {sle_text}
 {b16_text}
 {cool_text}
