@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -493,6 +494,25 @@ def test_job_records_metrics_and_precision_for_the_status_line(tmp_path):
     job.apply(gan.StepLog(220, 0, 1.2, 0.8, 0.6, 0.4, 250.0, 13.0, threads=1))  # the governor gave a core away
     assert job.snapshot()["threads"] == [1, 2]
     assert "250 img/s (1 of 2 CPU threads: the machine is busy)" in status_line(job, job.snapshot())
+
+
+def test_status_line_says_when_the_time_limit_ends_a_run_before_its_cool_down(tmp_path):
+    """Step 1,000 of 20,000 at 100 img/s, batch 32, 30 minutes: the limit ends it near step 6,625,
+    long before a cool-down of the last quarter (from step 15,000). Without the limit, or with
+    steps the time allows, nothing is said."""
+
+    def line(steps: int, max_minutes: float, cooldown: float) -> str:
+        job = Job("run", tmp_path, steps, 32, "", None, None, max_minutes=max_minutes, form={"cooldown": cooldown})
+        job.apply(gan.Started(0, steps, 64, 32, 1, "cpu", "fp32", "data", threads=2))
+        job.apply(gan.StepLog(1000, 0, 1.2, 0.8, 0.6, 0.4, 100.0, 12.0, threads=2))
+        job.started = time.time()  # 30 minutes left (a fraction of a second less by the time it is read)
+        return status_line(job, job.snapshot())
+
+    cut = line(20_000, 30, 0.25)
+    assert re.search(r" · the time limit ends it near step 6,6\d\d, before its cool-down \(from step 15,000\)", cut)
+    assert "cool-down" not in line(20_000, 0, 0.25)  # no time limit: it reaches its steps
+    assert "cool-down" not in line(20_000, 30, 0.0)  # no cool-down
+    assert "cool-down" not in line(6_000, 30, 0.25)  # 5,000 steps left take 27 minutes: it fits
 
 
 def test_space_settings_and_pruning(tmp_path):

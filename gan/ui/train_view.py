@@ -56,6 +56,20 @@ def sharing(snap: dict[str, Any]) -> str:
     return f" ({now} of {start} CPU threads: the machine is busy)"
 
 
+def cooldown_cut(job: Job, snap: dict[str, Any]) -> str:
+    """' · the time limit ends it near step N, before its cool-down (from step M)' while the run's
+    speed so far says its time limit comes first; '' otherwise (no cool-down, no limit, or it fits)."""
+    cooldown = float(job.form.get("cooldown") or 0.0)
+    ips, eta = snap["img_per_s"], snap["eta_s"]
+    if not cooldown or not ips or eta is None:
+        return ""
+    last = snap["step"] + int(eta * ips / max(job.batch_size, 1))
+    cool_from = round(snap["steps"] * (1.0 - cooldown))
+    if last >= cool_from:
+        return ""
+    return f" · the time limit ends it near step {last:,}, before its cool-down (from step {cool_from:,})"
+
+
 def status_line(job: Job, snap: dict[str, Any]) -> str:
     """One line about the job: what it does, how far, how fast, its losses and precision."""
     step, steps, st = snap["step"], snap["steps"], snap["status"]
@@ -70,7 +84,8 @@ def status_line(job: Job, snap: dict[str, Any]) -> str:
     if st == "running":
         return (
             f"**Training** `{job.name}` · step {step} / {steps} ({100 * step / max(steps, 1):.0f}%) · "
-            f"{snap['img_per_s']:.0f} img/s{sharing(snap)} · ETA {fmt_duration(snap['eta_s'])}{losses}{precision}"
+            f"{snap['img_per_s']:.0f} img/s{sharing(snap)} · ETA {fmt_duration(snap['eta_s'])}{cooldown_cut(job, snap)}"
+            f"{losses}{precision}"
         )
     if st == "stopping":
         return f"**Stopping** `{job.name}` at step {step}: writing a checkpoint and the model folder…"
