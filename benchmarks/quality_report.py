@@ -17,6 +17,44 @@ def _mean_sd(xs: list[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
+CROP = 2 + 6 * (IMAGE_SIZE + 2)  # a 6x6 corner of a run's 8x8 sample grid, in pixels
+
+
+def crop_path(results: Path, arm: str, seed: int, cell: str) -> Path:
+    """Where the report keeps a cell's grid: a 6x6 JPEG crop under results/grids/, committed with
+    the JSON (the run's full PNG lives in runs/, which a new machine does not have)."""
+    return results / "grids" / f"{arm}__seed{seed}__{cell}.jpg"
+
+
+def store_crops(results: Path) -> tuple[int, list[str]]:
+    """Crop every cell's PNG grid that has no stored crop yet. Returns (written, cells whose grid
+    is in neither place)."""
+    from PIL import Image
+
+    written, lost = 0, []
+    for r in load_results(results):
+        dst = crop_path(results, r["arm"], r["seed"], r["cell"])
+        if dst.exists():
+            continue
+        src = ROOT / r["grid"]
+        if not src.exists():
+            lost.append(Path(r["_file"]).stem)
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(dst.name + ".tmp.jpg")
+        Image.open(src).convert("RGB").crop((0, 0, CROP, CROP)).save(tmp, quality=88)
+        tmp.replace(dst)
+        written += 1
+    return written, lost
+
+
+def _median_grid(results: Path, arm: str, rec: dict, cell: str) -> str:
+    crop = crop_path(results, arm, rec["seed"], cell)
+    if crop.exists():
+        return str(crop.relative_to(ROOT)) if crop.is_relative_to(ROOT) else str(crop)
+    return rec["grid"]
+
+
 def summarise(results: Path, cells: list[Cell]) -> dict:
     recs = load_results(results)
     by: dict[tuple[str, str], list[dict]] = {}
@@ -40,7 +78,8 @@ def summarise(results: Path, cells: list[Cell]) -> dict:
                 "sd": round(sd, 3), "min": min(swds), "max": max(swds),
                 "steps": [r["step"] for r in rs], "cpu_min": [round(r["cpu_s"] / 60, 2) for r in rs],
                 "img_per_cpu_s": [r["img_per_cpu_s"] for r in rs], "diverged": [r["diverged"] for r in rs],
-                "median_seed": med["seed"], "median_grid": med["grid"], "files": [r["_file"] for r in rs],
+                "median_seed": med["seed"], "median_grid": _median_grid(results, a.name, med, c.name),
+                "files": [r["_file"] for r in rs],
             }  # fmt: skip
         out["arms"][a.name] = row
     return out
@@ -63,6 +102,7 @@ def report(args, cells: list[Cell]) -> str:
     from gan.fileio import atomic_write_text
 
     results = Path(args.results)
+    store_crops(results)
     summ = summarise(results, cells)
     recipe = cpu_recipe_arm()
     summ["cpu_recipe_arm"] = recipe
@@ -101,6 +141,12 @@ def report(args, cells: list[Cell]) -> str:
             grids.append(f"`benchmarks/results/{path.name}`")
     if grids:
         text += "Sample grids of each arm's median seed: " + ", ".join(grids) + ".\n"
+    missing = [f"`{name}` seed {c['median_seed']} at {cn}" for name, row in summ["arms"].items()
+               for cn in summ["cells"] if (c := row.get(cn)) and not (ROOT / c["median_grid"]).exists()]  # fmt: skip
+    if missing:
+        text += ("\nGrey panels: no sample grid was kept for " + ", ".join(missing) + " (the run's machine ended "
+                 "before the report stored grids in `benchmarks/results/quality/grids/`); "
+                 "its JSON has the figures.\n")  # fmt: skip
     atomic_write_text(Path(args.results).parent / "quality_table.md", text)
     return text
 
@@ -121,13 +167,17 @@ def _montage(summ: dict, cell: str, path: Path) -> bool:
     panels = []
     for i, (name, row) in enumerate(summ["arms"].items()):
         c = row.get(cell)
-        if c is None or not (ROOT / c["median_grid"]).exists():
+        if c is None:
             continue
-        im = Image.open(ROOT / c["median_grid"]).convert("RGB")
-        im = im.crop((0, 0, 2 + 6 * (IMAGE_SIZE + 2), 2 + 6 * (IMAGE_SIZE + 2)))  # 6x6 of the 8x8 grid
-        panel = Image.new("RGB", (im.width, im.height + 30), "white")
-        panel.paste(im, (0, 30))
+        panel = Image.new("RGB", (CROP, CROP + 30), "white")
         d = ImageDraw.Draw(panel)
+        if (ROOT / c["median_grid"]).exists():
+            im = Image.open(ROOT / c["median_grid"]).convert("RGB")
+            panel.paste(im.crop((0, 0, CROP, CROP)), (0, 30))  # 6x6 of the 8x8 grid (a crop is that already)
+        else:  # trained on a machine whose runs/ is gone, before the report stored crops
+            d.rectangle((0, 30, CROP - 1, CROP + 29), fill=(225, 225, 225))
+            d.text((8, 40), "sample grid not kept:", fill="black")
+            d.text((8, 54), "the run's machine is gone", fill="black")
         d.text((4, 2), f"{i} {name} seed {c['median_seed']}", fill="black")
         d.text((4, 15), f"SWD {c['swd_avg'][c['seeds'].index(c['median_seed'])]:.1f}, "
                         f"{c['steps'][c['seeds'].index(c['median_seed'])]} steps", fill="black")  # fmt: skip
