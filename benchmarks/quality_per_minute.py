@@ -262,6 +262,24 @@ def save_grid(fake, path: Path) -> None:
     save_png(make_grid(fake[:64], nrow=8), path)
 
 
+CROP = 2 + 6 * (IMAGE_SIZE + 2)  # a 6x6 corner of a run's 8x8 sample grid, in pixels
+
+
+def crop_path(results: Path, arm: str, seed: int, cell: str) -> Path:
+    """A cell's sample grid as kept with its JSON: a 6x6 JPEG crop under results/grids/ (the run's
+    full PNG lives in runs/, which dies with its machine)."""
+    return results / "grids" / f"{arm}__seed{seed}__{cell}.jpg"
+
+
+def store_crop(png: Path, dst: Path) -> Path:
+    from PIL import Image
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp.jpg")
+    Image.open(png).convert("RGB").crop((0, 0, CROP, CROP)).save(tmp, quality=88)
+    return tmp.replace(dst)
+
+
 def write_cell(results: Path, rec: dict) -> Path:
     from gan.fileio import atomic_write_text
 
@@ -329,6 +347,7 @@ def run(arm: Arm, seed: int, want: list[str], cells: list[Cell], args) -> int:
         for c in met or pending:
             grid = run_dir / f"grid_{c.name}.png"
             save_grid(state["fake"], grid)
+            store_crop(grid, crop_path(results, arm.name, seed, c.name))
             rec = {
                 **common, "cell": c.name, "target": {"cpu_s": c.cpu_s, "step": c.step},
                 "step": state["step"], "cpu_s": round(state["cpu_s"], 1), "wall_s": round(state["wall_s"], 1),

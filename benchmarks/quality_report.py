@@ -10,40 +10,25 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from quality_per_minute import IMAGE_SIZE, ROOT, Cell, _chain, cpu_recipe_arm, load_results
+from quality_per_minute import CROP, ROOT, Cell, _chain, cpu_recipe_arm, crop_path, load_results, store_crop
 
 
 def _mean_sd(xs: list[float]) -> tuple[float, float]:
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
 
 
-CROP = 2 + 6 * (IMAGE_SIZE + 2)  # a 6x6 corner of a run's 8x8 sample grid, in pixels
-
-
-def crop_path(results: Path, arm: str, seed: int, cell: str) -> Path:
-    """Where the report keeps a cell's grid: a 6x6 JPEG crop under results/grids/, committed with
-    the JSON (the run's full PNG lives in runs/, which a new machine does not have)."""
-    return results / "grids" / f"{arm}__seed{seed}__{cell}.jpg"
-
-
 def store_crops(results: Path) -> tuple[int, list[str]]:
-    """Crop every cell's PNG grid that has no stored crop yet. Returns (written, cells whose grid
-    is in neither place)."""
-    from PIL import Image
-
+    """Crop every cell's PNG grid that has no stored crop yet (runs from before `run` stored them).
+    Returns (written, cells whose grid is in neither place)."""
     written, lost = 0, []
     for r in load_results(results):
         dst = crop_path(results, r["arm"], r["seed"], r["cell"])
         if dst.exists():
             continue
-        src = ROOT / r["grid"]
-        if not src.exists():
+        if not (ROOT / r["grid"]).exists():
             lost.append(Path(r["_file"]).stem)
             continue
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(dst.name + ".tmp.jpg")
-        Image.open(src).convert("RGB").crop((0, 0, CROP, CROP)).save(tmp, quality=88)
-        tmp.replace(dst)
+        store_crop(ROOT / r["grid"], dst)
         written += 1
     return written, lost
 
