@@ -154,14 +154,27 @@ def main() -> None:
         if pending:
             verdict1k = f"Seeds still to finish: {', '.join(pending)}."
         else:
-            tb, best1k = cell("textbook", "1000steps"), min(first, key=lambda a: cell(a, "1000steps")["mean"])
-            slower = statistics.fmean(tb["cpu_min"]) / statistics.fmean(cell("b32", "1000steps")["cpu_min"])
-            per_step = "not worse" if tb["mean"] <= cell("b32", "1000steps")["mean"] else "worse too"
+            k = {a: cell(a, "1000steps") for a in first}
+            lo, hi = min(first, key=lambda a: k[a]["mean"]), max(first, key=lambda a: k[a]["mean"])
+            all_tied = all(tied(k[a], k[b]) for a in first for b in first)
+            slower = statistics.fmean(k["textbook"]["cpu_min"]) / statistics.fmean(k["b32"]["cpu_min"])
+            gap10 = cell("textbook")["mean"] - cell("b32")["mean"]
+            gap1k = k[hi]["mean"] - k[lo]["mean"]
+            spread = "all within each other's spread" if all_tied else "not all within each other's spread"
             verdict1k = (
-                f"Per step the textbook settings are {per_step}"
-                f" (lowest of these rows: `{best1k}`), and each of their steps costs {slower:.0f}x the CPU time of "
-                "batch 32 at widths 32."
+                f"Per step their means run from {k[lo]['mean']:.1f} (`{lo}`) to {k[hi]['mean']:.1f} (`{hi}`), "
+                f"{spread}; a textbook step costs {slower:.0f}x the CPU time of a batch-32, widths-32 step"
             )
+            if gap10 >= 3 * gap1k:
+                verdict1k += (
+                    f". At equal CPU time, then, steps per CPU-minute separate these rows ({gap10:.0f} points "
+                    f"between `textbook` and `b32` at 10 CPU-minutes) far more "
+                    f"than what a step does ({gap1k:.0f} points between the extremes at 1,000 steps)."
+                )
+                checks["steps per CPU-minute separate the first rows 3x more than a step's quality"] = True
+            else:
+                verdict1k += "."
+            checks[f"at 1,000 steps the first rows are {'' if all_tied else 'not '}tied"] = True
         equal_text = bullet(f"- **At equal steps (1,000)**, the same rows: {listed}. {verdict1k}")
 
     sle = cell("sle")
