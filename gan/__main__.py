@@ -38,7 +38,8 @@ HELP = {
     "augment": "none, classic (flip/rotate/shift/zoom) or diffaugment (color/translation/cutout)",
     "xflip": "mirror real images at random",
     "precision": "auto (bf16 only where the device runs it natively and faster), fp32, or bf16",
-    "cooldown": "the last fraction of --steps trains at --cooldown-lr times the learning rates (0 = off)",
+    "cooldown": "the last fraction of --steps (or of --max-minutes, if that comes first) trains at --cooldown-lr times "
+    "the learning rates (0 = off)",
     "cooldown_lr": "learning-rate factor of the cool-down",
     "seed": "random seed: the same seed gives the same run",
     "sample_every": "write a sample grid every N steps (0 = off)",

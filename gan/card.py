@@ -72,7 +72,10 @@ def model_card(
         body += [f"- steps: {steps}"]
     if train_cfg is not None:
         t = train_cfg
-        cool = f" (x{t.cooldown_lr:g} over the last {t.cooldown:.0%} of the steps)" if t.cooldown else ""
+        cool = ""
+        if t.cooldown:
+            of = "the steps or of the time limit, whichever came first" if t.max_minutes else "the steps"
+            cool = f" (x{t.cooldown_lr:g} over the last {t.cooldown:.0%} of {of})"
         r1 = f", R1 gamma {t.r1_gamma:g} every {t.r1_every} steps" if t.r1_gamma else ""
         body += [
             f"- batch {t.batch_size}, loss {t.loss}{r1}, lr G {t.lr_g:g} / D {t.lr_d:g}{cool}, "

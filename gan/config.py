@@ -153,7 +153,7 @@ class TrainConfig(_JsonMixin):
     max_minutes: float = 0.0  # stop after this much wall-clock training time; 0 = no limit
     lr_g: float = 2e-4
     lr_d: float = 2e-4
-    cooldown: float = 0.0  # the last fraction of `steps` trains at cooldown_lr x the learning rates; 0 = off
+    cooldown: float = 0.0  # the last fraction of `steps` (or of max_minutes, if first) at cooldown_lr x lr; 0 = off
     cooldown_lr: float = 0.25
     beta1: float = 0.5
     beta2: float = 0.999

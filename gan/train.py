@@ -78,6 +78,7 @@ class StepLog:
     img_per_s: float  # real images through D per second, all processes
     elapsed_s: float
     threads: int = 0  # torch CPU threads at this step (the app's ThreadGovernor changes them; 0: not on a CPU)
+    lr_factor: float = 1.0  # the learning-rate factor of the last update (below 1 in a cool-down)
 
 
 @dataclass
@@ -165,13 +166,22 @@ def ema_beta(decay: float, step: int) -> float:
     return min(decay, (1.0 + step) / (10.0 + step))
 
 
-def lr_factor(cfg: TrainConfig, step: int) -> float:
+def lr_factor(cfg: TrainConfig, step: int, late: bool = False) -> float:
     """Learning-rate factor of update `step` (0-based): `cooldown_lr` over the last `cooldown`
-    fraction of `cfg.steps`, 1 before. A run stopped early (time budget, Stop) never cools down;
-    one resumed with more steps moves its cool-down to the new end."""
-    if cfg.cooldown > 0 and step >= round(cfg.steps * (1.0 - cfg.cooldown)):
+    fraction of `cfg.steps`, or once `late` (fit sets it when the last `cooldown` fraction of the
+    time limit has begun, if that comes first), 1 before. A run stopped early with Stop never cools
+    down; one resumed with more steps moves its cool-down to the new end."""
+    if cfg.cooldown > 0 and (late or step >= round(cfg.steps * (1.0 - cfg.cooldown))):
         return cfg.cooldown_lr
     return 1.0
+
+
+def cool_by_time_at(cfg: TrainConfig) -> float | None:
+    """Seconds into a fit at which a cool-down starts by the clock (the last `cooldown` fraction of
+    the time limit), or None without a limit or a cool-down."""
+    if cfg.cooldown > 0 and cfg.max_minutes:
+        return 60.0 * cfg.max_minutes * (1.0 - cfg.cooldown)
+    return None
 
 
 @torch.no_grad()
@@ -341,6 +351,8 @@ class Trainer:
         self.D_train = dist_util.wrap(self.D_plain, self.ctx)
 
     n_updates = 0  # generator updates so far (set by fit on resume); drives the EMA ramp-up and lazy R1
+    late = False  # set by fit once the time limit's cool-down share has begun (see lr_factor)
+    last_lr_factor = 1.0
 
     def noise(self, n: int) -> torch.Tensor:
         """z for one step, from this trainer's own generator (so a run is reproducible)."""
@@ -356,7 +368,8 @@ class Trainer:
         if cfg.xflip:
             real = augment.xflip(real, gen)
         z = self.noise(real.shape[0])
-        f = lr_factor(cfg, self.n_updates)  # every step: a loaded optimizer state holds the rate it was saved with
+        # every step: a loaded optimizer state holds the rate it was saved with
+        f = self.last_lr_factor = lr_factor(cfg, self.n_updates, self.late)
         for opt, lr in ((self.optG, cfg.lr_g), (self.optD, cfg.lr_d)):
             for group in opt.param_groups:
                 group["lr"] = lr * f
@@ -549,9 +562,12 @@ def fit(
     acc = torch.zeros(4, device=device)  # sums of loss_d, loss_g, d_real, d_fake since last log
     n_acc, t_log = 0, time.perf_counter()
     epoch, budget_hit = 0, False
+    cool_at = cool_by_time_at(train_cfg)
     while step < train_cfg.steps:
         # the budget counts this session's training time: a resumed run gets a fresh one
         budget_hit = bool(train_cfg.max_minutes) and time.perf_counter() - t_start >= 60 * train_cfg.max_minutes
+        if cool_at is not None and not tr.late and step % train_cfg.log_every == 0:  # the same steps on every rank
+            tr.late = dist_util.any_rank(time.perf_counter() - t_start >= cool_at, ctx)
         if dist_util.any_rank(
             budget_hit or (stop is not None and stop.is_set()), ctx
         ):  # under torchrun all ranks stop at the same step
@@ -597,7 +613,7 @@ def fit(
                 yield StepLog(
                     step, epoch, vals[0], vals[1], vals[2], vals[3],
                     n_acc * b * world / max(dt, 1e-9), elapsed0 + time.perf_counter() - t_start,
-                    torch.get_num_threads() if device.type == "cpu" else 0,
+                    torch.get_num_threads() if device.type == "cpu" else 0, tr.last_lr_factor,
                 )  # fmt: skip
                 acc.zero_()
                 n_acc, t_log = 0, time.perf_counter()

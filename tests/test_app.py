@@ -496,23 +496,24 @@ def test_job_records_metrics_and_precision_for_the_status_line(tmp_path):
     assert "250 img/s (1 of 2 CPU threads: the machine is busy)" in status_line(job, job.snapshot())
 
 
-def test_status_line_says_when_the_time_limit_ends_a_run_before_its_cool_down(tmp_path):
-    """Step 1,000 of 20,000 at 100 img/s, batch 32, 30 minutes: the limit ends it near step 6,625,
-    long before a cool-down of the last quarter (from step 15,000). Without the limit, or with
-    steps the time allows, nothing is said."""
+def test_status_line_says_when_the_cool_down_starts_and_when_it_runs(tmp_path):
+    """Step 1,000 of 20,000 at 100 img/s, batch 32, 30 minutes: the time limit's last quarter (in
+    22 min 30 s) comes long before step 15,000, so the line gives the time; without a limit, or
+    when the steps come first, the step; in the cool-down, the factor; without one, nothing."""
 
-    def line(steps: int, max_minutes: float, cooldown: float) -> str:
+    def line(steps: int, max_minutes: float, cooldown: float, lr_factor: float = 1.0) -> str:
         job = Job("run", tmp_path, steps, 32, "", None, None, max_minutes=max_minutes, form={"cooldown": cooldown})
         job.apply(gan.Started(0, steps, 64, 32, 1, "cpu", "fp32", "data", threads=2))
-        job.apply(gan.StepLog(1000, 0, 1.2, 0.8, 0.6, 0.4, 100.0, 12.0, threads=2))
+        job.apply(gan.StepLog(1000, 0, 1.2, 0.8, 0.6, 0.4, 100.0, 12.0, threads=2, lr_factor=lr_factor))
         job.started = time.time()  # 30 minutes left (a fraction of a second less by the time it is read)
         return status_line(job, job.snapshot())
 
-    cut = line(20_000, 30, 0.25)
-    assert re.search(r" · the time limit ends it near step 6,6\d\d, before its cool-down \(from step 15,000\)", cut)
-    assert "cool-down" not in line(20_000, 0, 0.25)  # no time limit: it reaches its steps
-    assert "cool-down" not in line(20_000, 30, 0.0)  # no cool-down
-    assert "cool-down" not in line(6_000, 30, 0.25)  # 5,000 steps left take 27 minutes: it fits
+    by_time = line(20_000, 30, 0.25)
+    assert re.search(r" · cool-down in 22 min (29|30) s, over the last 25% of its time limit", by_time), by_time
+    assert " · cool-down from step 15,000" in line(20_000, 0, 0.25)  # no time limit: by its steps
+    assert " · cool-down from step 4,500" in line(6_000, 30, 0.25)  # 3,500 steps to go take 19 minutes
+    assert " · cooling down (learning rates ×0.25)" in line(20_000, 30, 0.25, lr_factor=0.25)
+    assert "cool" not in line(20_000, 30, 0.0)  # no cool-down
 
 
 def test_space_settings_and_pruning(tmp_path):

@@ -138,5 +138,7 @@ def test_card_names_every_training_setting_that_is_on():
 
     on = line(cooldown=0.25, cooldown_lr=0.25, r1_gamma=0.1, xflip=True)
     assert "x0.25 over the last 25% of the steps" in on and "R1 gamma 0.1 every 16 steps" in on and "x-flips" in on
+    capped = line(cooldown=0.25, max_minutes=30)
+    assert "x0.25 over the last 25% of the steps or of the time limit, whichever came first" in capped
     off = line(xflip=False)
     assert "last" not in off and "R1" not in off and "x-flips" not in off

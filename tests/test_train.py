@@ -73,6 +73,21 @@ def test_cooldown_lowers_both_rates_over_the_end_and_resumes_exactly(tmp_path, s
     assert first == full[:6] and rest == full[6:]  # stopped inside the cool-down, resumed bit-identical
 
 
+def test_cooldown_follows_the_time_limit_when_it_comes_first(tmp_path, shapes, monkeypatch):
+    """A 10-second limit and a cool-down of the last half: a run of 1,000 steps cools down from
+    second 5, long before step 500, on a clock that ticks a second per step."""
+    import gan.train as gt
+
+    now = [1000.0]
+    monkeypatch.setattr(gt.time, "perf_counter", lambda: now[0])
+    cfg = tiny_train(steps=1000, max_minutes=10 / 60, cooldown=0.5, cooldown_lr=0.25, log_every=1)
+    evs = list(fit(TINY, cfg, shapes, out_dir=tmp_path, on_step=lambda: now.__setitem__(0, now[0] + 1.0)))
+    assert [(e.step, e.lr_factor) for e in evs if isinstance(e, StepLog)] == [(s, 1.0) for s in range(1, 6)] + [
+        (s, 0.25) for s in range(6, 11)
+    ]
+    assert isinstance(evs[-1], Done) and evs[-1].step == 10  # then the limit ends it
+
+
 def test_checkpoint_holds_everything(tmp_path, shapes):
     list(fit(TINY, tiny_train(steps=3, ema_decay=0.9), shapes, out_dir=tmp_path))
     meta, t = load_checkpoint(tmp_path)

@@ -64,6 +64,7 @@ class Job:
     grid: np.ndarray | None = None
     grid_step: int = -1
     img_per_s: float = 0.0
+    lr_factor: float = 1.0  # of the last logged update: below 1 in the cool-down
     threads: tuple[int, int] = (0, 0)  # torch threads (now, at the start): fewer while visitors keep a core busy
     max_minutes: float = 0.0  # the run's time budget (0 = none)
     started: float = field(default_factory=time.time)
@@ -112,6 +113,7 @@ class Job:
                 "step": self.step,
                 "steps": self.steps,
                 "img_per_s": round(self.img_per_s, 1),
+                "lr_factor": self.lr_factor,
                 "threads": list(self.threads),
                 "eta_s": None if eta is None else round(eta, 1),
                 "elapsed_s": round((self.finished or time.time()) - self.started, 1),
@@ -135,7 +137,7 @@ class Job:
             where = f"resumed from step {ev.step}" if ev.resumed_from else "started"
             self.message = f"{where}: {ev.n_images:,} images, batch {ev.batch_size}, {ev.device}, {ev.precision}"
         elif isinstance(ev, gan.StepLog):
-            self.step, self.img_per_s = ev.step, ev.img_per_s
+            self.step, self.img_per_s, self.lr_factor = ev.step, ev.img_per_s, ev.lr_factor
             if ev.threads:  # the count at the start stays Started's
                 self.threads = (ev.threads, self.threads[1])
             self.rows.append({k: getattr(ev, k) for k in LOSS_FIELDS})

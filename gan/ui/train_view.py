@@ -3,6 +3,7 @@ data report. No gradio here (tests read these directly)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pandas as pd
@@ -56,18 +57,22 @@ def sharing(snap: dict[str, Any]) -> str:
     return f" ({now} of {start} CPU threads: the machine is busy)"
 
 
-def cooldown_cut(job: Job, snap: dict[str, Any]) -> str:
-    """' · the time limit ends it near step N, before its cool-down (from step M)' while the run's
-    speed so far says its time limit comes first; '' otherwise (no cool-down, no limit, or it fits)."""
+def cooldown_note(job: Job, snap: dict[str, Any]) -> str:
+    """Where a running job's cool-down stands: ' · cooling down (learning rates ×0.25)' in it,
+    else when it starts: at its step, or, when the time limit's last share comes first (by the
+    speed so far), in how long; '' without a cool-down."""
     cooldown = float(job.form.get("cooldown") or 0.0)
-    ips, eta = snap["img_per_s"], snap["eta_s"]
-    if not cooldown or not ips or eta is None:
+    if not cooldown:
         return ""
-    last = snap["step"] + int(eta * ips / max(job.batch_size, 1))
+    if snap.get("lr_factor", 1.0) < 1.0:
+        return f" · cooling down (learning rates ×{snap['lr_factor']:g})"
     cool_from = round(snap["steps"] * (1.0 - cooldown))
-    if last >= cool_from:
-        return ""
-    return f" · the time limit ends it near step {last:,}, before its cool-down (from step {cool_from:,})"
+    if job.max_minutes and snap["img_per_s"]:
+        by_time = job.started + 60 * job.max_minutes * (1.0 - cooldown) - time.time()
+        by_steps = (cool_from - snap["step"]) * job.batch_size / snap["img_per_s"]
+        if by_time < by_steps:
+            return f" · cool-down in {fmt_duration(max(0.0, by_time))}, over the last {cooldown:.0%} of its time limit"
+    return f" · cool-down from step {cool_from:,}"
 
 
 def status_line(job: Job, snap: dict[str, Any]) -> str:
@@ -84,8 +89,8 @@ def status_line(job: Job, snap: dict[str, Any]) -> str:
     if st == "running":
         return (
             f"**Training** `{job.name}` · step {step} / {steps} ({100 * step / max(steps, 1):.0f}%) · "
-            f"{snap['img_per_s']:.0f} img/s{sharing(snap)} · ETA {fmt_duration(snap['eta_s'])}{cooldown_cut(job, snap)}"
-            f"{losses}{precision}"
+            f"{snap['img_per_s']:.0f} img/s{sharing(snap)} · ETA {fmt_duration(snap['eta_s'])}"
+            f"{cooldown_note(job, snap)}{losses}{precision}"
         )
     if st == "stopping":
         return f"**Stopping** `{job.name}` at step {step}: writing a checkpoint and the model folder…"
