@@ -9,6 +9,7 @@ reference). Writes what each rank ends with, so the test can check the gradient 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -51,7 +52,7 @@ def run_fit(out: Path) -> None:
             super().__init__(*a, **k)
             made.append(self)
 
-    gt.Trainer = Recording
+    plain, gt.Trainer = gt.Trainer, Recording
     cfg = TrainConfig(steps=4, batch_size=8, precision="fp32", sample_every=0, checkpoint_every=0, log_every=1,
                       n_sample=4, augment="diffaugment", ema_decay=0.9)  # fmt: skip
     for _ in gt.fit(ModelConfig(**TINY), cfg, make_synthetic(64, 16, 3), out_dir=out / "run"):
@@ -60,6 +61,13 @@ def run_fit(out: Path) -> None:
     rank = int(os.environ.get("RANK", "0"))
     hashes = {"G": param_hash(tr.G), "D": param_hash(tr.D), "E": param_hash(tr.E)}
     (out / f"rank{rank}.json").write_text(json.dumps(hashes))
+    # Let go of the fit's DDP modules now, while the process group lives: left to the interpreter's
+    # exit, after the exact run's teardown, gloo work they hold can abort the process (SIGABRT,
+    # "terminate called without an active exception", seen once under load).
+    gt.Trainer = plain
+    made.clear()
+    del tr
+    gc.collect()
 
 
 def run_exact(out: Path, per_rank: int) -> None:
