@@ -80,8 +80,10 @@ class Arm:
         """One run per cell (a schedule planned to end at the cell), not one run evaluated on its way."""
         return self.train.get("cooldown", 0) > 0
 
-    def configs(self, seed: int, cell: str | None = None):
-        """(ModelConfig, TrainConfig) for gan.train.fit; a per-cell arm plans its run to end at `cell`."""
+    def configs(self, seed: int, cell: str | None = None, precision: str | None = None):
+        """(ModelConfig, TrainConfig) for gan.train.fit; a per-cell arm plans its run to end at `cell`;
+        `precision` overrides the arm's (to match, on another CPU class, what auto chose on the arm's
+        other seeds: auto is fp32 on AVX2 and bf16 where bf16 is native)."""
         from gan.config import ModelConfig, TrainConfig
 
         steps = 10_000_000
@@ -93,8 +95,9 @@ class Arm:
             else:
                 steps = int(cell.removesuffix("steps"))
         m = ModelConfig(image_size=IMAGE_SIZE, channels=3, **self.model)
+        train = {**self.train, "precision": precision} if precision else self.train
         t = TrainConfig(
-            **self.train, seed=seed, steps=steps, threads=1, log_every=1, sample_every=0,
+            **train, seed=seed, steps=steps, threads=1, log_every=1, sample_every=0,
             checkpoint_every=self.checkpoint_every(), n_sample=64,
         )  # fmt: skip
         return m, t
@@ -322,9 +325,11 @@ def run(arm: Arm, seed: int, want: list[str], cells: list[Cell], args) -> int:
         common["precision"] = {"requested": "fp32", "chosen": "fp32", "reason": "the textbook script is fp32"}
         common["config"] = {"model": arm.model, "train": {**arm.train, "precision": "fp32"}}
     else:
-        m, t = arm.configs(seed, want[0])
+        m, t = arm.configs(seed, want[0], getattr(args, "precision", None))
         pc = choose_precision(t.precision, torch.device("cpu"))
         common["precision"] = {"requested": pc.requested, "chosen": pc.precision, "reason": pc.reason}
+        if getattr(args, "precision", None):  # the arm's own setting, overridden for this machine
+            common["precision"]["arm_requests"] = arm.train.get("precision", "auto")
         common["config"] = {"model": m.to_dict(), "train": t.to_dict()}
     trainer = _train_textbook if arm.textbook else _train_ganlab
     while todo:
@@ -395,7 +400,7 @@ def _train_ganlab(arm: Arm, seed: int, run_dir: Path, ev: EvalSet, stop_at, log,
     from gan.sampling import sample
     from gan.train import CKPT_NAME, Checkpoint, Done, Rollback, Started, StepLog, fit, load_checkpoint
 
-    m, t = arm.configs(seed, cell)
+    m, t = arm.configs(seed, cell, getattr(ARGS, "precision", None))
     ckpt = run_dir / CKPT_NAME
     prog = _progress(run_dir)
     estimated = prog.get("cpu_estimated", False)
@@ -610,6 +615,13 @@ def main() -> None:
     r.add_argument("--arm", required=True, choices=list(arms()))
     r.add_argument("--seed", type=int, required=True)
     r.add_argument("--cells", nargs="+", required=True)
+    r.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default=None,
+        help="override the arm's precision, e.g. fp32 on an AMX CPU to match auto's choice on AVX2 "
+        "for the arm's other seeds (recorded in the cell's JSON)",
+    )
     q = sub.add_parser("queue", help="run every pending cell, --workers processes at a time")
     q.add_argument("--workers", type=int, default=1, help="training processes at once (each uses one core)")
     sub.add_parser("plan", help="print what the queue would run, in order")

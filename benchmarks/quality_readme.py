@@ -58,8 +58,11 @@ SEEN_20MIN = {
 
 
 def main() -> None:
-    table = [ln for ln in (RESULTS / "quality_table.md").read_text().splitlines() if ln.startswith("|")]
-    arms = json.loads((RESULTS / "quality_results.json").read_text())["arms"]
+    table_md = (RESULTS / "quality_table.md").read_text().splitlines()
+    table = [ln for ln in table_md if ln.startswith("|")]
+    dagger = "".join("\n" + textwrap.fill(ln, 100) + "\n" for ln in table_md if ln.startswith("†"))
+    summary = json.loads((RESULTS / "quality_results.json").read_text())
+    arms = summary["arms"]
 
     def cell(arm: str, name: str = "10min") -> dict | None:
         return arms[arm].get(name) or None
@@ -142,8 +145,11 @@ def main() -> None:
 
     def at1k(arm: str) -> str:
         x = cell(arm, "1000steps")
-        n = f" (n={x['n']})" if x["n"] < SEEDS else ""
-        return f"`{arm}` {c(arm, '1000steps')}{n} in {statistics.fmean(x['cpu_min']):.0f} CPU-minutes"
+        n = f" (n={x['n']})" if 1 < x["n"] < SEEDS else ""
+        own = x["cpu_min_main_machine"]  # CPU minutes compare only on one CPU
+        mark = "†" if len(own) < x["n"] else ""
+        where = f" (the {summary['main_machine']['cpu_class']} seed{'s' if len(own) > 1 else ''})" if mark else ""
+        return f"`{arm}` {c(arm, '1000steps')}{n}{mark} in {statistics.fmean(own):.0f} CPU-minutes{where}"
 
     finished = [a for a in first if cell(a, "1000steps")]
     pending = [f"`{a}`" for a in first if not cell(a, "1000steps") or cell(a, "1000steps")["n"] < SEEDS]
@@ -157,7 +163,9 @@ def main() -> None:
             k = {a: cell(a, "1000steps") for a in first}
             lo, hi = min(first, key=lambda a: k[a]["mean"]), max(first, key=lambda a: k[a]["mean"])
             all_tied = all(tied(k[a], k[b]) for a in first for b in first)
-            slower = statistics.fmean(k["textbook"]["cpu_min"]) / statistics.fmean(k["b32"]["cpu_min"])
+            slower = statistics.fmean(k["textbook"]["cpu_min_main_machine"]) / statistics.fmean(
+                k["b32"]["cpu_min_main_machine"]
+            )
             gap10 = cell("textbook")["mean"] - cell("b32")["mean"]
             gap1k = k[hi]["mean"] - k[lo]["mean"]
             spread = "all within each other's spread" if all_tied else "not all within each other's spread"
@@ -239,6 +247,16 @@ def main() -> None:
     if failed:
         sys.exit("the README's prose no longer holds: " + "; ".join(failed) + ". Rewrite it in " + __file__)
 
+    other_cpu = ""
+    if summary.get("other_machine_cells"):
+        other_cpu = (
+            textwrap.fill(
+                "Cells marked † hold seeds that ran on another CPU at the same precision (listed under the table): "
+                "their SWD is pooled, their CPU minutes are not.",
+                100,
+            )
+            + "\n\n"
+        )
     head = f"""### Quality per CPU minute (`benchmarks/quality_per_minute.py`)
 
 An ablation on cats64 (8,351 cat faces, 64 px): the textbook pytorch/examples DCGAN in its own loop
@@ -251,7 +269,7 @@ stopped (`python benchmarks/quality_per_minute.py queue --workers 2`).
 
 {textwrap.fill(progress, 100)}
 
-"""
+{other_cpu}"""
     prose = f"""
 What the stored runs show (the sample grids of each arm's median seed:
 `benchmarks/results/quality_grids_10min.jpg`, `quality_grids_20min.jpg`, `quality_grids_1000steps.jpg`):
@@ -287,7 +305,7 @@ grids from the stored results; `python benchmarks/quality_readme.py` this sectio
     readme = readme_path.read_text()
     a = readme.index("### Quality per CPU minute (`benchmarks/quality_per_minute.py`)")
     b = readme.index("## Sharing on the Hub")
-    readme_path.write_text(readme[:a] + head + "\n".join(table) + "\n" + prose + readme[b:])
+    readme_path.write_text(readme[:a] + head + "\n".join(table) + "\n" + dagger + prose + readme[b:])
     print(f"README.md: quality section rebuilt ({len(table) - 2} arms); checked: {', '.join(checks)}")
 
 

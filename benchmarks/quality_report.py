@@ -48,6 +48,14 @@ def summarise(results: Path, cells: list[Cell]) -> dict:
     out: dict[str, Any] = {"cells": [c.name for c in cells], "arms": {}}
     machines = sorted({(r["machine"]["cpu_class"], r["machine"]["model"]) for r in recs})
     out["machines"] = [{"cpu_class": c, "model": m} for c, m in machines]
+    # the machine most cells ran on: CPU minutes are only compared (and averaged) among its runs
+    main = statistics.mode([_machine(r) for r in recs]) if recs else None
+    out["main_machine"] = dict(zip(("cpu_class", "model"), main)) if main else None
+    out["other_machine_cells"] = [
+        {"arm": r["arm"], "seed": r["seed"], "cell": r["cell"], "cpu_class": r["machine"]["cpu_class"],
+         "model": r["machine"]["model"], "precision": r["precision"]}
+        for r in sorted(recs, key=lambda r: (r["arm"], r["cell"], r["seed"])) if _machine(r) != main
+    ]  # fmt: skip
     for a in _chain():
         row: dict[str, Any] = {"change": a.change}
         for c in cells:
@@ -62,6 +70,9 @@ def summarise(results: Path, cells: list[Cell]) -> dict:
                 "n": len(rs), "seeds": [r["seed"] for r in rs], "swd_avg": swds, "mean": round(mean, 3),
                 "sd": round(sd, 3), "min": min(swds), "max": max(swds),
                 "steps": [r["step"] for r in rs], "cpu_min": [round(r["cpu_s"] / 60, 2) for r in rs],
+                "cpu_class": [r["machine"]["cpu_class"] for r in rs],
+                "cpu_min_main_machine": [round(r["cpu_s"] / 60, 2) for r in rs if _machine(r) == main],
+                "steps_main_machine": [r["step"] for r in rs if _machine(r) == main],
                 "img_per_cpu_s": [r["img_per_cpu_s"] for r in rs], "diverged": [r["diverged"] for r in rs],
                 "median_seed": med["seed"], "median_grid": _median_grid(results, a.name, med, c.name),
                 "files": [r["_file"] for r in rs],
@@ -70,14 +81,25 @@ def summarise(results: Path, cells: list[Cell]) -> dict:
     return out
 
 
+def _machine(r: dict) -> tuple[str, str]:
+    return r["machine"]["cpu_class"], r["machine"]["model"]
+
+
 def _fmt(cell: dict | None, with_steps: bool) -> str:
     if cell is None:
         return "pending"
     s = f"{cell['mean']:.1f} ± {cell['sd']:.1f} (n={cell['n']})" if cell["n"] > 1 else f"{cell['mean']:.1f} (n=1)"
-    if with_steps:
-        s += f", {statistics.fmean(cell['steps']):.0f} steps"
+    own = cell["cpu_min_main_machine"]
+    if len(own) < cell["n"]:
+        s += "†"  # some seeds ran on another CPU: listed under the table
+    if with_steps and cell["steps_main_machine"]:
+        s += f", {statistics.fmean(cell['steps_main_machine']):.0f} steps"
+    elif with_steps:
+        s += ", on another CPU"
+    elif own:
+        s += f", {statistics.fmean(own):.1f} CPU min" + (f" (n={len(own)})" if len(own) < cell["n"] else "")
     else:
-        s += f", {statistics.fmean(cell['cpu_min']):.1f} CPU min"
+        s += ", on another CPU"
     if any(cell["diverged"]):
         s += ", diverged"
     return s
@@ -93,7 +115,10 @@ def report(args, cells: list[Cell]) -> str:
     summ["cpu_recipe_arm"] = recipe
     atomic_write_text(Path(args.results).parent / "quality_results.json",
                       json.dumps(summ, indent=2, allow_nan=False) + "\n")  # fmt: skip
-    machines = ", ".join(f"{m['model']} ({m['cpu_class']})" for m in summ["machines"]) or "none yet"
+    main = summ["main_machine"]
+    machines = f"{main['model']} ({main['cpu_class']})" if main else "none yet"
+    if summ["other_machine_cells"]:
+        machines += ", every cell but those marked †"
     lines = [
         "| # | arm | change (each row adds one change to the row above, or to the arm it names) | "
         + " | ".join(f"SWD at {c.name}" for c in cells) + " |",
@@ -114,9 +139,10 @@ def report(args, cells: list[Cell]) -> str:
         f"Laplacian levels; lower is better) of {'/'.join(map(str, n_eval))} samples against as many training images "
         "(the same images for every cell); mean ± standard deviation over seeds, n = seeds finished; time cells "
         "show the mean steps reached, the step cell the mean CPU minutes it took. "
-        f"CPU: {machines}; precision auto = fp32 here (no native bf16). Not finished yet: *pending*.\n\n"
+        f"CPU: {machines}; precision auto = fp32 there (no native bf16). Not finished yet: *pending*.\n\n"
         + "\n".join(lines)
         + "\n\n"
+        + _other_machines_line(summ)
         + _floor_line(results)
     )
     grids = []
@@ -134,6 +160,29 @@ def report(args, cells: list[Cell]) -> str:
                  "its JSON has the figures.\n")  # fmt: skip
     atomic_write_text(Path(args.results).parent / "quality_table.md", text)
     return text
+
+
+def _other_machines_line(summ: dict) -> str:
+    """The † cells: which seeds ran on another CPU, at what precision; their SWD is pooled with the
+    others' (the same recipe and precision), their CPU minutes are not (another CPU's speed)."""
+    others = summ["other_machine_cells"]
+    if not others:
+        return ""
+    groups: dict[tuple, list[int]] = {}
+    for o in others:
+        p = o["precision"]
+        forced = ""
+        if p.get("arm_requests"):
+            forced = f", precision {p['chosen']} forced (the arm asks for {p['arm_requests']})"
+        groups.setdefault((o["arm"], o["cell"], o["model"], o["cpu_class"], forced), []).append(o["seed"])
+    parts = [f"`{a}` seed{'s' if len(ss) > 1 else ''} {', '.join(map(str, ss))} at {c} on {m} ({k}){f}"
+             for (a, c, m, k, f), ss in groups.items()]  # fmt: skip
+    main = summ["main_machine"]
+    return (
+        "† Cells holding seeds that ran on another CPU: " + "; ".join(parts) + f". Their SWD is pooled with the "
+        f"{main['cpu_class']} seeds' (the same settings and precision); their CPU time is not: the CPU minutes and "
+        f"steps per CPU budget shown are the {main['cpu_class']} runs' only.\n\n"
+    )
 
 
 def _floor_line(results: Path) -> str:
