@@ -94,11 +94,19 @@ def cpu_info() -> CpuInfo:
         bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except Exception:
         bf16 = False
-    try:
-        amx = bool(torch._C._cpu._is_amx_tile_supported())
-    except Exception:
-        amx = False
-    return CpuInfo(cap, bf16, amx, _cpu_model())
+    return CpuInfo(cap, bf16, _amx_tiles(), _cpu_model())
+
+
+def _amx_tiles() -> bool:
+    """AMX tiles usable here. torch.cpu has the probe (torch 2.14); older torch had it in torch._C._cpu."""
+    for probe in (getattr(torch.cpu, "_is_amx_tile_supported", None),
+                  getattr(torch._C._cpu, "_is_amx_tile_supported", None)):  # fmt: skip
+        if probe is not None:
+            try:
+                return bool(probe())
+            except Exception:
+                return False
+    return False
 
 
 # ---------------------------------------------------------------------------------------------

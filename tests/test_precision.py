@@ -38,6 +38,14 @@ def test_auto_is_bf16_where_native_and_measured_faster(tmp_path):
     assert c3.precision == "fp32" and "measured only 0.90x" in c3.reason
 
 
+def test_cpu_info_reads_amx_from_torch_cpu(monkeypatch):
+    # torch 2.14 has the probe in torch.cpu only; reading torch._C._cpu labelled AMX machines AVX512-BF16
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert cpu_info().amx and cpu_info().cpu_class == "AMX"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not cpu_info().amx and cpu_info().cpu_class != "AMX"
+
+
 def test_forced_bf16_warns_where_not_native(tmp_path):
     c = choose_precision("bf16", "cpu", info=AVX2, cache=tmp_path, measure=never)
     assert c.precision == "bf16"
