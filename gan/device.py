@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -122,32 +123,45 @@ class PrecisionChoice:
 
 
 def _probe_key(info: CpuInfo) -> str:
-    return f"{info.model}|{info.capability}|bf16={info.native_bf16}|amx={info.amx}|torch={torch.__version__}"
+    # probe=2: the default recipe's step (the first probe's tiny model did not tell AMX's gain)
+    return f"{info.model}|{info.capability}|bf16={info.native_bf16}|amx={info.amx}|torch={torch.__version__}|probe=2"
 
 
-def measure_bf16_speedup(reps: int = 3) -> float:
+def measure_bf16_speedup(reps: int = 2) -> float:
     """fp32 time / bf16 time of the real training step (G and D, forward and backward, both
-    optimizers) on a small model (32 px, widths 32, batch 16), alternating the two precisions
-    so that a busy machine hurts both alike. About a second where bf16 is native."""
+    optimizers) of the default `cpu` recipe's shape (64 px, widths 32, batch 32), on one thread,
+    alternating the two precisions so that a busy machine hurts both alike. Two to five seconds
+    where bf16 is native (only there is it run).
+
+    Not a smaller model: at 32 px, widths 32, batch 16 (the probe until 2026-12) an AMX Xeon measured
+    1.00-1.15x, straddling the 10 % margin, while this step runs 1.5x faster in bf16 there: auto
+    picked fp32 about half the time. One thread: with two threads on two cores that other work kept
+    busy, the same probe measured 0.51x (a spinning oneDNN thread pool, 58 s a probe), which would be
+    cached as "fp32" for good; one thread measured 1.47-2.00x quiet, 1.25-2.59x beside a training run."""
     from .config import ModelConfig, TrainConfig
     from .train import Trainer
 
-    mcfg = ModelConfig(image_size=32, g_width=32, d_width=32)
-    real = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
-    trainers = {
-        p: Trainer(mcfg, TrainConfig(precision=p, ema_decay=0.0, augment="none"), torch.device("cpu"))
-        for p in ("fp32", "bf16")
-    }
-    times: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    for p in ("fp32", "bf16"):
-        trainers[p].step(real)  # warm-up: oneDNN primitive creation
-    order = ["fp32", "bf16", "bf16", "fp32"]  # ABBA
-    for i in range(reps):
-        for p in order if i % 2 == 0 else order[::-1]:
-            t0 = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        mcfg = ModelConfig(image_size=64, g_width=32, d_width=32)
+        real = torch.randint(0, 256, (32, 3, 64, 64), dtype=torch.uint8)
+        trainers = {
+            p: Trainer(mcfg, TrainConfig(precision=p, ema_decay=0.0, augment="none"), torch.device("cpu"))
+            for p in ("fp32", "bf16")
+        }
+        for p in ("fp32", "bf16", "fp32", "bf16"):  # warm-up: oneDNN primitive creation, the allocator
             trainers[p].step(real)
-            times[p].append(time.perf_counter() - t0)
-    return sorted(times["fp32"])[len(times["fp32"]) // 2] / sorted(times["bf16"])[len(times["bf16"]) // 2]
+        times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+        order = ["fp32", "bf16", "bf16", "fp32"]  # ABBA
+        for i in range(reps):
+            for p in order if i % 2 == 0 else order[::-1]:
+                t0 = time.perf_counter()
+                trainers[p].step(real)
+                times[p].append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times["fp32"]) / statistics.median(times["bf16"])
 
 
 def _cached_speedup(info: CpuInfo, cache: Path | None, measure) -> float:

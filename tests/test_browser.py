@@ -161,7 +161,8 @@ def plotted(page, elem_id: str) -> dict[tuple[str, int], float]:
 
 def test_training_plot_grows_then_stop(page, url):
     page.get_by_role("tab", name="Train").click()
-    expect(page.locator("#precision")).to_contain_text("auto on this server: fp32")  # what auto picks here
+    # what auto picks on this server and why: fp32 on AVX2, bf16 where the probe found it faster
+    expect(page.locator("#precision")).to_contain_text(re.compile(r"auto on this server: (fp32|bf16): \S"))
     page.locator("#start").click()
     status = page.locator("#train-status")
     expect(status).to_contain_text("Training", timeout=60_000)

@@ -1,5 +1,6 @@
 """precision="auto": chosen from what the CPU runs natively, confirmed by a cached probe."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,33 @@ def test_cpu_info_reads_amx_from_torch_cpu(monkeypatch):
     assert cpu_info().amx and cpu_info().cpu_class == "AMX"
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     assert not cpu_info().amx and cpu_info().cpu_class != "AMX"
+
+
+def test_probe_times_the_default_recipe_step_on_one_thread(monkeypatch):
+    # two threads on two busy cores measured bf16 at 0.51x on an AMX Xeon (1.5x on one thread);
+    # a tiny model measured 1.0-1.15x there: the probe runs the cpu recipe's shape on one thread
+    import gan.train
+    from gan.device import measure_bf16_speedup
+
+    seen = []
+
+    class Probe:
+        def __init__(self, mcfg, tcfg, device):
+            self.shape = (mcfg.image_size, mcfg.g_width, mcfg.d_width)
+            self.slow = 0.002 if tcfg.precision == "fp32" else 0.001
+
+        def step(self, real):
+            seen.append((torch.get_num_threads(), self.shape, tuple(real.shape)))
+            time.sleep(self.slow)
+
+    monkeypatch.setattr(gan.train, "Trainer", Probe)
+    torch.set_num_threads(2)
+    try:
+        assert 1.3 < measure_bf16_speedup() < 3.0
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(1)
+    assert {s for s in seen} == {(1, (64, 32, 32), (32, 3, 64, 64))}
 
 
 def test_forced_bf16_warns_where_not_native(tmp_path):
