@@ -194,8 +194,8 @@ def _floor_line(results: Path) -> str:
             f"{r['swd']['swd_avg']:.1f} (`quality/real_vs_real.json`, `quality_per_minute.py floor`).\n\n")  # fmt: skip
 
 
-def _montage(summ: dict, cell: str, path: Path) -> bool:
-    """One labelled 6x6 crop of the median seed's sample grid per arm that has this cell."""
+def _montage(summ: dict, cell: str, path: Path, cols: int = 4) -> bool:
+    """One labelled 6x6 crop of the median seed's sample grid per arm that has this cell, `cols` a row."""
     from PIL import Image, ImageDraw
 
     panels = []
@@ -218,7 +218,7 @@ def _montage(summ: dict, cell: str, path: Path) -> bool:
         panels.append(panel)
     if not panels:
         return False
-    cols = min(4, len(panels))
+    cols = min(cols, len(panels))
     rows = math.ceil(len(panels) / cols)
     w, h = panels[0].size
     canvas = Image.new("RGB", (cols * (w + 8), rows * (h + 8)), "white")

@@ -1,0 +1,125 @@
+"""What precision auto buys in quality per CPU minute on a CPU with native bf16: one arm of
+benchmarks/quality_per_minute.py (by default `xflip`, the `cpu` recipe) run twice on the same
+machine, once as the arm asks (precision auto) and once with `--precision fp32`, each into its own
+results folder; this script compares the two.
+
+The main ablation table cannot show it: it ran on an AVX2-only CPU, where auto is fp32.
+
+    # on a bf16-native CPU (AMX or AVX512-BF16), seeds 0-2, both precisions (one core each):
+    python benchmarks/quality_per_minute.py --results benchmarks/results/quality_AMX/auto \\
+        --runs runs/quality_AMX/auto run --arm xflip --seed 0 --cells 10min 20min 1000steps
+    python benchmarks/quality_per_minute.py --results benchmarks/results/quality_AMX/fp32 \\
+        --runs runs/quality_AMX/fp32 run --arm xflip --seed 0 --cells 10min 20min 1000steps --precision fp32
+    python benchmarks/quality_precision.py --results benchmarks/results/quality_AMX
+
+Writes <results>/precision_table.md, <results>/precision_results.json and
+<results>/precision_grids.jpg (the median seed's 6x6 crop per precision and cell), and prints the
+table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality_per_minute import ROOT, load_results, make_cells  # noqa: E402
+from quality_report import _montage, summarise  # noqa: E402
+
+
+def compare(results: Path, arm: str, cells) -> dict:
+    """{"machine", "arm", "sides": {"auto": {...}, "fp32": {...}}} from results/auto and results/fp32.
+    Raises ValueError when the two sides ran on different CPUs or auto is not what the JSONs say."""
+    sides, machines = {}, set()
+    for side in ("auto", "fp32"):
+        recs = [r for r in load_results(results / side) if r["arm"] == arm]
+        if not recs:
+            raise ValueError(f"no results for arm {arm!r} in {results / side}")
+        machines |= {(r["machine"]["cpu_class"], r["machine"]["model"], r["machine"]["torch"]) for r in recs}
+        chosen = sorted({r["precision"]["chosen"] for r in recs})
+        reasons = sorted({r["precision"]["reason"] for r in recs})
+        if side == "fp32" and chosen != ["fp32"]:
+            raise ValueError(f"{results / side} holds runs in {chosen}, not fp32")
+        row = summarise(results / side, cells)["arms"][arm]
+        sides[side] = {"chosen": chosen, "reasons": reasons, "n_eval": sorted({r["n_eval"] for r in recs}),
+                       "cells": {c.name: row[c.name] for c in cells}}  # fmt: skip
+    if len(machines) != 1:
+        raise ValueError(f"the two sides ran on different machines: {sorted(machines)}")
+    cpu_class, model, torch_version = machines.pop()
+    out = {"arm": arm, "machine": {"cpu_class": cpu_class, "model": model, "torch": torch_version}, "sides": sides}
+    # speed: steps per CPU-second at the time cells, the same runs' own clocks
+    speed = {}
+    for side, s in sides.items():
+        rates = [st / (60 * m) for c in cells if c.cpu_s and (cell := s["cells"][c.name])
+                 for st, m in zip(cell["steps"], cell["cpu_min"])]  # fmt: skip
+        speed[side] = statistics.fmean(rates) if rates else None
+    out["steps_per_cpu_s"] = speed
+    out["speedup"] = speed["auto"] / speed["fp32"] if speed["auto"] and speed["fp32"] else None
+    return out
+
+
+def _cell(c: dict | None, time_cell: bool) -> str:
+    if c is None:
+        return "pending"
+    s = f"{c['mean']:.1f} ± {c['sd']:.1f} (n={c['n']})" if c["n"] > 1 else f"{c['mean']:.1f} (n=1)"
+    if time_cell:
+        return s + f", {statistics.fmean(c['steps']):.0f} steps"
+    return s + f", {statistics.fmean(c['cpu_min']):.1f} CPU min"
+
+
+def table(comp: dict, cells) -> str:
+    m = comp["machine"]
+    lines = [
+        "| precision | " + " | ".join(f"SWD at {c.name}" for c in cells) + " |",
+        "|---|" + "---|" * len(cells),
+    ]
+    for side, s in comp["sides"].items():
+        name = f"auto (chose {'/'.join(s['chosen'])})" if side == "auto" else "fp32 (forced)"
+        lines.append(f"| {name} | " + " | ".join(_cell(s["cells"][c.name], c.cpu_s is not None) for c in cells) + " |")
+    why = "; ".join(comp["sides"]["auto"]["reasons"])
+    n_eval = "/".join(f"{n:,}" for n in sorted({n for s in comp["sides"].values() for n in s["n_eval"]}))
+    sp = comp["speedup"]
+    return (
+        f"## Precision auto against fp32: arm `{comp['arm']}` on {m['model']} ({m['cpu_class']}), "
+        f"torch {m['torch']}\n\n"
+        "`python benchmarks/quality_precision.py`: the same arm of `quality_per_minute.py`, seeds and budgets "
+        "(one torch thread, CPU time of the training process), once at precision auto and once with fp32 forced, "
+        f"on the same machine. SWD x1e3 of {n_eval} samples against as many training images, mean ± standard deviation "
+        "over seeds; time cells show the mean steps reached, the step cell the mean CPU minutes it took.\n\n"
+        + "\n".join(lines)
+        + f"\n\nAuto's reason: {why}. Steps per CPU-second at the time cells: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in comp["steps_per_cpu_s"].items() if v)
+        + (f" ({sp:.2f}x)" if sp else "")
+        + ".\n"
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "quality_AMX"),
+                   help="folder holding auto/ and fp32/ result folders")  # fmt: skip
+    p.add_argument("--arm", default="xflip")
+    p.add_argument("--minutes", type=float, nargs="+", default=[10.0, 20.0])
+    p.add_argument("--steps", type=int, nargs="*", default=[1000])
+    args = p.parse_args()
+    from gan.fileio import atomic_write_text
+
+    results, cells = Path(args.results), make_cells(args.minutes, args.steps)
+    try:
+        comp = compare(results, args.arm, cells)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    text = table(comp, cells)
+    panels = {f"{side} {c.name}": {"x": s["cells"][c.name]} for c in cells for side, s in comp["sides"].items()}
+    if _montage({"arms": panels}, "x", results / "precision_grids.jpg", cols=2):
+        text += f"\nSample grids of the median seeds (6x6 crops): `{(results / 'precision_grids.jpg').name}`.\n"
+    atomic_write_text(results / "precision_results.json", json.dumps(comp, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(results / "precision_table.md", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
