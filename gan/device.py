@@ -164,9 +164,16 @@ def measure_bf16_speedup(reps: int = 2) -> float:
     return statistics.median(times["fp32"]) / statistics.median(times["bf16"])
 
 
+_MEASURED: dict[str, float] = {}  # the real probe's result in this process, for a cache that cannot be written
+
+
 def _cached_speedup(info: CpuInfo, cache: Path | None, measure) -> float:
-    """The measured bf16 speed-up for this machine and torch version, measured once."""
+    """The measured bf16 speed-up for this machine and torch version, measured once (per cache
+    folder, or per process where the cache cannot be written: the probe sets torch's thread count,
+    which a training run in another thread of the app shares)."""
     key = _probe_key(info)
+    if measure is measure_bf16_speedup and key in _MEASURED:
+        return _MEASURED[key]
     store: dict = {}
     path = cache / PROBE_FILE if cache is not None else None
     if path is not None and path.is_file():
@@ -177,6 +184,8 @@ def _cached_speedup(info: CpuInfo, cache: Path | None, measure) -> float:
         except (OSError, ValueError):
             store = {}
     speedup = float(measure())
+    if measure is measure_bf16_speedup:
+        _MEASURED[key] = speedup
     if path is not None:
         from .fileio import atomic_write_json
 

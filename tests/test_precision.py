@@ -90,6 +90,19 @@ def test_unreadable_cache_is_measured_again(tmp_path):
     assert c.precision == "bf16"
 
 
+def test_without_a_writable_cache_the_probe_runs_once_per_process(monkeypatch):
+    import gan.device as dev
+
+    calls = []
+    monkeypatch.setattr(dev, "measure_bf16_speedup", lambda: calls.append(1) or 1.6)
+    monkeypatch.setattr(dev, "_MEASURED", {})
+    for _ in range(3):  # the app's page build, then each training run's Trainer
+        assert choose_precision("auto", "cpu", info=AMX, cache=None).precision == "bf16"
+    assert len(calls) == 1
+    assert choose_precision("auto", "cpu", info=AVX512_BF16, cache=None).precision == "bf16"  # another machine key
+    assert len(calls) == 2
+
+
 def test_trainer_autocast_follows_the_choice(monkeypatch):
     import gan.train as gt
 
