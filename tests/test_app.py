@@ -37,7 +37,7 @@ from gan.ui.common import AppError, Busy  # noqa: E402
 from gan.ui.hub_panel import token_note  # noqa: E402
 from gan.ui.jobs import Job, JobRunner  # noqa: E402
 from gan.ui.lab import Lab  # noqa: E402
-from gan.ui.train_view import metric_frame, status_line  # noqa: E402
+from gan.ui.train_view import metric_frame, metric_title, status_line  # noqa: E402
 
 # gradio 6.31's queue calls pandas APIs that pandas 3 deprecates; not ours to fix
 pytestmark = [
@@ -483,7 +483,12 @@ def test_job_records_metrics_and_precision_for_the_status_line(tmp_path):
     assert snap["metric_every"] == 100 and snap["metrics"] == [{"step": 100, "swd": 40.0}, {"step": 200, "swd": 25.5}]
     assert job.snapshot(since=100)["metrics"] == [{"step": 200, "swd": 25.5}]
     assert metric_frame(snap["metrics"]).to_dict("list") == {"step": [100, 200], "swd": [40.0, 25.5]}
-    assert metric_frame([]) is None
+    assert metric_frame([]) is None and metric_frame(snap["metrics"][:1]) is None  # one point draws no line
+    one = {**snap, "metrics": snap["metrics"][:1], "status": "running"}
+    assert metric_title(one) == "SWD (lower is better): 40.0 at step 100; the curve starts with the next at step 200"
+    assert metric_title({**one, "status": "stopped"}) == "SWD (lower is better): 40.0 at step 100"
+    assert metric_title(snap) == "SWD (lower is better)"
+    assert metric_title({**snap, "metrics": []}, start_step=150) == "SWD (lower is better): first SWD at step 200"
     job.status, job.precision = "running", "fp32: this CPU (AVX2) has no native bf16 kernels"
     line = status_line(job, job.snapshot())
     assert "SWD 25.5" in line and line.endswith(" · fp32: this CPU (AVX2) has no native bf16 kernels")

@@ -33,18 +33,28 @@ METRIC_TITLE = "SWD (lower is better)"
 
 
 def metric_frame(metrics: list[dict]) -> pd.DataFrame | None:
-    """Metric rows ({"step": s, "swd": v}) -> the SWD LinePlot's frame (None while there is no point)."""
+    """Metric rows ({"step": s, "swd": v}) -> the SWD LinePlot's frame; None until there are two
+    points (a line needs two: one point draws nothing but axes labelled like "253.432870"; the
+    title then carries the value, see metric_title)."""
     rows = [m for m in metrics if "swd" in m]
-    return pd.DataFrame(rows, columns=["step", "swd"]) if rows else None
+    return pd.DataFrame(rows, columns=["step", "swd"]) if len(rows) > 1 else None
 
 
 def metric_title(snap: dict[str, Any], start_step: int = 0) -> str:
-    """The SWD chart's title; while it has no point, it says why (and when the first comes)."""
+    """The SWD chart's title; until it draws a line, it says why: when the first SWD comes, or the
+    one measured so far and when the next comes."""
     every = snap.get("metric_every") or 0
     if not every:
         return f"{METRIC_TITLE}: not measured in runs under 300 steps"
-    if not any("swd" in m for m in snap.get("metrics", [])):
+    rows = [m for m in snap.get("metrics", []) if "swd" in m]
+    if not rows:
         return f"{METRIC_TITLE}: first SWD at step {(start_step // every + 1) * every:,}"
+    if len(rows) == 1:
+        one = f"{METRIC_TITLE}: {rows[0]['swd']:.1f} at step {rows[0]['step']:,}"
+        nxt = (rows[0]["step"] // every + 1) * every
+        if snap.get("status") == "running" and nxt <= snap.get("steps", 0):
+            return f"{one}; the curve starts with the next at step {nxt:,}"
+        return one
     return METRIC_TITLE
 
 
