@@ -36,6 +36,7 @@ import fcntl
 import hashlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -59,7 +60,19 @@ R1_GAMMA = 0.1  # R1 weight gamma/2 on |grad D(x)|^2, lazily every 16 steps (Sty
 # A learning-rate cool-down is scheduled over a run's planned steps, so an arm with one trains a run
 # per cell, planned to end at the cell: at the x-flips arm's mean steps at that CPU budget (the same
 # model and batch, so the same CPU time per step; quality_results.json), or at the step cell.
-CELL_STEPS = {"10min": 1405, "20min": 3177}
+CELL_STEPS = {"10min": 1405, "20min": 3177}  # on the AVX2 EPYC; see planned_steps for another machine
+
+
+def planned_steps(results: Path) -> dict[str, int]:
+    """CELL_STEPS from the x-flips arm's runs in `results` (round of the mean steps per time cell),
+    so a per-cell arm run on another machine or precision (e.g. bf16 on AMX: ~5,600 steps in 20 CPU
+    minutes) is planned to end where that machine's x-flips runs got; CELL_STEPS where there are none.
+    For benchmarks/results/quality/ this gives CELL_STEPS exactly."""
+    by: dict[str, list[int]] = {}
+    for r in load_results(results):
+        if r["arm"] == "xflip" and r["cell"].endswith("min"):
+            by.setdefault(r["cell"], []).append(r["step"])
+    return {**CELL_STEPS, **{c: round(statistics.fmean(st)) for c, st in by.items()}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,8 +101,9 @@ class Arm:
 
         steps = 10_000_000
         if self.per_cell and cell is not None:
-            if cell in CELL_STEPS:
-                steps = CELL_STEPS[cell]
+            plan = planned_steps(Path(ARGS.results)) if "ARGS" in globals() else CELL_STEPS
+            if cell in plan:
+                steps = plan[cell]
             elif cell.endswith("min"):  # another budget (smoke tests): this machine's rough rate
                 steps = max(2, int(60 * float(cell.removesuffix("min")) / self.sec_per_step()))
             else:
