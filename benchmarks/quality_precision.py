@@ -12,6 +12,9 @@ The main ablation table cannot show it: it ran on an AVX2-only CPU, where auto i
         --runs runs/quality_AMX/fp32 run --arm xflip --seed 0 --cells 10min 20min 1000steps --precision fp32
     python benchmarks/quality_precision.py --results benchmarks/results/quality_AMX
 
+Other arms run at auto into <results>/auto/ on the same machine (e.g. `cool`, whose run is planned to
+end where this machine's `xflip` runs got) get a row of their own, "not run" where they have no cell.
+
 Writes <results>/precision_table.md, <results>/precision_results.json and
 <results>/precision_grids.jpg (the median seed's 6x6 crop per precision and cell), and prints the
 table."""
@@ -58,12 +61,25 @@ def compare(results: Path, arm: str, cells) -> dict:
         speed[side] = statistics.fmean(rates) if rates else None
     out["steps_per_cpu_s"] = speed
     out["speedup"] = speed["auto"] / speed["fp32"] if speed["auto"] and speed["fp32"] else None
+    # other arms run at auto on the same machine (e.g. `cool`, planned to the arm's steps there)
+    others = {}
+    for name, row in summarise(results / "auto", cells)["arms"].items():
+        recs = [r for r in load_results(results / "auto") if r["arm"] == name]
+        if name == arm or not recs:
+            continue
+        if {(r["machine"]["cpu_class"], r["machine"]["model"], r["machine"]["torch"]) for r in recs} != {
+            (cpu_class, model, torch_version)
+        }:
+            raise ValueError(f"arm {name!r} in {results / 'auto'} ran on another machine")
+        others[name] = {"change": row["change"], "chosen": sorted({r["precision"]["chosen"] for r in recs}),
+                        "cells": {c.name: row[c.name] for c in cells}}  # fmt: skip
+    out["other_arms"] = others
     return out
 
 
-def _cell(c: dict | None, time_cell: bool) -> str:
+def _cell(c: dict | None, time_cell: bool, missing: str = "pending") -> str:
     if c is None:
-        return "pending"
+        return missing
     s = f"{c['mean']:.1f} ± {c['sd']:.1f} (n={c['n']})" if c["n"] > 1 else f"{c['mean']:.1f} (n=1)"
     if time_cell:
         return s + f", {statistics.fmean(c['steps']):.0f} steps"
@@ -73,12 +89,15 @@ def _cell(c: dict | None, time_cell: bool) -> str:
 def table(comp: dict, cells) -> str:
     m = comp["machine"]
     lines = [
-        "| precision | " + " | ".join(f"SWD at {c.name}" for c in cells) + " |",
+        "| run | " + " | ".join(f"SWD at {c.name}" for c in cells) + " |",
         "|---|" + "---|" * len(cells),
     ]
     for side, s in comp["sides"].items():
-        name = f"auto (chose {'/'.join(s['chosen'])})" if side == "auto" else "fp32 (forced)"
+        name = f"`{comp['arm']}`, " + (f"auto (chose {'/'.join(s['chosen'])})" if side == "auto" else "fp32 (forced)")
         lines.append(f"| {name} | " + " | ".join(_cell(s["cells"][c.name], c.cpu_s is not None) for c in cells) + " |")
+    for name, o in comp.get("other_arms", {}).items():
+        cells_txt = " | ".join(_cell(o["cells"][c.name], c.cpu_s is not None, "not run") for c in cells)
+        lines.append(f"| `{name}`, auto (chose {'/'.join(o['chosen'])}): {o['change']} | {cells_txt} |")
     why = "; ".join(comp["sides"]["auto"]["reasons"])
     n_eval = "/".join(f"{n:,}" for n in sorted({n for s in comp["sides"].values() for n in s["n_eval"]}))
     sp = comp["speedup"]
@@ -114,6 +133,8 @@ def main() -> None:
         sys.exit(f"error: {e}")
     text = table(comp, cells)
     panels = {f"{side} {c.name}": {"x": s["cells"][c.name]} for c in cells for side, s in comp["sides"].items()}
+    panels |= {f"{name} auto {c.name}": {"x": o["cells"][c.name]} for name, o in comp["other_arms"].items()
+               for c in cells if o["cells"][c.name]}  # fmt: skip
     if _montage({"arms": panels}, "x", results / "precision_grids.jpg", cols=2):
         text += f"\nSample grids of the median seeds (6x6 crops): `{(results / 'precision_grids.jpg').name}`.\n"
     atomic_write_text(results / "precision_results.json", json.dumps(comp, indent=2, allow_nan=False) + "\n")
