@@ -34,8 +34,9 @@ from quality_report import _montage, summarise  # noqa: E402
 
 
 def compare(results: Path, arm: str, cells) -> dict:
-    """{"machine", "arm", "sides": {"auto": {...}, "fp32": {...}}} from results/auto and results/fp32.
-    Raises ValueError when the two sides ran on different CPUs or auto is not what the JSONs say."""
+    """{"machine", "arm", "sides": {"auto": {...}, "fp32": {...}}, "other_arms"} from results/auto and
+    results/fp32. Raises ValueError when a side has no runs of `arm`, the fp32 side holds runs in
+    another precision, or any run was on another CPU than the rest."""
     sides, machines = {}, set()
     for side in ("auto", "fp32"):
         recs = [r for r in load_results(results / side) if r["arm"] == arm]
