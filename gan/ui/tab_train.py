@@ -136,8 +136,8 @@ def _options_ui(td: dict, auto_precision: str, settings: Settings) -> list:
         cooldown = gr.Slider(
             0.0, ep.MAX_COOLDOWN, value=recipe.cooldown, step=0.05, label="Cool-down",
             info=f"the last fraction of the run (its steps, or its time limit if that comes first) at "
-            f"{recipe.cooldown_lr:g}× the learning rates: paid in runs of ~2,800 steps, cost in runs of 1,000 to "
-            "1,400 (64-px cats, batch 32)",
+            f"{recipe.cooldown_lr:g}× the learning rates: paid in runs of 2,800 to 5,600 steps, cost in runs of "
+            "1,000 to 1,400 (64-px cats, batch 32)",
             elem_id="cooldown",
         )  # fmt: skip
         with gr.Row():
