@@ -30,7 +30,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality_per_minute import ROOT, load_results, make_cells  # noqa: E402
-from quality_report import _montage, summarise  # noqa: E402
+from quality_report import _machine, _montage, summarise  # noqa: E402
+
+
+def _where(r: dict) -> tuple[str, str, str]:
+    """The CPU class, model and torch version a run had: runs compared must share all three."""
+    return (*_machine(r), r["machine"]["torch"])
 
 
 def compare(results: Path, arm: str, cells) -> dict:
@@ -38,11 +43,12 @@ def compare(results: Path, arm: str, cells) -> dict:
     results/fp32. Raises ValueError when a side has no runs of `arm`, the fp32 side holds runs in
     another precision, or any run was on another CPU than the rest."""
     sides, machines = {}, set()
-    for side in ("auto", "fp32"):
-        recs = [r for r in load_results(results / side) if r["arm"] == arm]
+    loaded = {side: load_results(results / side) for side in ("auto", "fp32")}
+    for side, all_recs in loaded.items():
+        recs = [r for r in all_recs if r["arm"] == arm]
         if not recs:
             raise ValueError(f"no results for arm {arm!r} in {results / side}")
-        machines |= {(r["machine"]["cpu_class"], r["machine"]["model"], r["machine"]["torch"]) for r in recs}
+        machines |= {_where(r) for r in recs}
         chosen = sorted({r["precision"]["chosen"] for r in recs})
         reasons = sorted({r["precision"]["reason"] for r in recs})
         if side == "fp32" and chosen != ["fp32"]:
@@ -52,8 +58,8 @@ def compare(results: Path, arm: str, cells) -> dict:
                        "cells": {c.name: row[c.name] for c in cells}}  # fmt: skip
     if len(machines) != 1:
         raise ValueError(f"the two sides ran on different machines: {sorted(machines)}")
-    cpu_class, model, torch_version = machines.pop()
-    out = {"arm": arm, "machine": {"cpu_class": cpu_class, "model": model, "torch": torch_version}, "sides": sides}
+    where = machines.pop()
+    out = {"arm": arm, "machine": dict(zip(("cpu_class", "model", "torch"), where)), "sides": sides}
     # speed: steps per CPU-second at the time cells, the same runs' own clocks
     speed = {}
     for side, s in sides.items():
@@ -65,12 +71,10 @@ def compare(results: Path, arm: str, cells) -> dict:
     # other arms run at auto on the same machine (e.g. `cool`, planned to the arm's steps there)
     others = {}
     for name, row in summarise(results / "auto", cells)["arms"].items():
-        recs = [r for r in load_results(results / "auto") if r["arm"] == name]
+        recs = [r for r in loaded["auto"] if r["arm"] == name]
         if name == arm or not recs:
             continue
-        if {(r["machine"]["cpu_class"], r["machine"]["model"], r["machine"]["torch"]) for r in recs} != {
-            (cpu_class, model, torch_version)
-        }:
+        if {_where(r) for r in recs} != {where}:
             raise ValueError(f"arm {name!r} in {results / 'auto'} ran on another machine")
         others[name] = {"change": row["change"], "chosen": sorted({r["precision"]["chosen"] for r in recs}),
                         "cells": {c.name: row[c.name] for c in cells}}  # fmt: skip
