@@ -168,9 +168,9 @@ _MEASURED: dict[str, float] = {}  # the real probe's result in this process, for
 
 
 def _cached_speedup(info: CpuInfo, cache: Path | None, measure) -> float:
-    """The measured bf16 speed-up for this machine and torch version, measured once (per cache
-    folder, or per process where the cache cannot be written: the probe sets torch's thread count,
-    which a training run in another thread of the app shares)."""
+    """The measured bf16 speed-up for this machine and torch version, measured once per cache
+    folder, and the real probe (2-5 s) at most once per process, also where the cache cannot be
+    written (each page build in the app asks again)."""
     key = _probe_key(info)
     if measure is measure_bf16_speedup and key in _MEASURED:
         return _MEASURED[key]

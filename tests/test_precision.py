@@ -71,7 +71,7 @@ def test_probe_times_the_default_recipe_step_on_one_thread(monkeypatch):
         assert torch.get_num_threads() == 2  # restored
     finally:
         torch.set_num_threads(1)
-    assert {s for s in seen} == {(1, (64, 32, 32), (32, 3, 64, 64))}
+    assert set(seen) == {(1, (64, 32, 32), (32, 3, 64, 64))}
 
 
 def test_forced_bf16_warns_where_not_native(tmp_path):
@@ -96,7 +96,7 @@ def test_without_a_writable_cache_the_probe_runs_once_per_process(monkeypatch):
     calls = []
     monkeypatch.setattr(dev, "measure_bf16_speedup", lambda: calls.append(1) or 1.6)
     monkeypatch.setattr(dev, "_MEASURED", {})
-    for _ in range(3):  # the app's page build, then each training run's Trainer
+    for _ in range(3):  # one process asking again: each page build of the app, say
         assert choose_precision("auto", "cpu", info=AMX, cache=None).precision == "bf16"
     assert len(calls) == 1
     assert choose_precision("auto", "cpu", info=AVX512_BF16, cache=None).precision == "bf16"  # another machine key

@@ -32,11 +32,16 @@ def plot_frames(rows: list[dict]) -> tuple[pd.DataFrame | None, pd.DataFrame | N
 METRIC_TITLE = "SWD (lower is better)"
 
 
+def swd_rows(metrics: list[dict]) -> list[dict]:
+    """The SWD measurements among a job's metric rows, in step order."""
+    return [m for m in metrics if "swd" in m]
+
+
 def metric_frame(metrics: list[dict]) -> pd.DataFrame | None:
     """Metric rows ({"step": s, "swd": v}) -> the SWD LinePlot's frame; None until there are two
     points (a line needs two: one point draws nothing but axes labelled like "253.432870"; the
     title then carries the value, see metric_title)."""
-    rows = [m for m in metrics if "swd" in m]
+    rows = swd_rows(metrics)
     return pd.DataFrame(rows, columns=["step", "swd"]) if len(rows) > 1 else None
 
 
@@ -46,7 +51,7 @@ def metric_title(snap: dict[str, Any], start_step: int = 0) -> str:
     every = snap.get("metric_every") or 0
     if not every:
         return f"{METRIC_TITLE}: not measured in runs under 300 steps"
-    rows = [m for m in snap.get("metrics", []) if "swd" in m]
+    rows = swd_rows(snap.get("metrics", []))
     if not rows:
         return f"{METRIC_TITLE}: first SWD at step {(start_step // every + 1) * every:,}"
     if len(rows) == 1:
@@ -90,7 +95,7 @@ def status_line(job: Job, snap: dict[str, Any]) -> str:
     step, steps, st = snap["step"], snap["steps"], snap["status"]
     last = snap["losses"][-1] if snap["losses"] else None
     losses = f" · loss D {last['loss_d']:.3f} · G {last['loss_g']:.3f}" if last else ""
-    swd = [m["swd"] for m in snap.get("metrics", []) if "swd" in m]
+    swd = [m["swd"] for m in swd_rows(snap.get("metrics", []))]
     losses += f" · SWD {swd[-1]:.1f}" if swd else ""
     precision = f" · {snap['precision']}" if snap.get("precision") else ""
     took = fmt_duration(snap["elapsed_s"])
