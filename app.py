@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import signal
 import sys
 
 from gan.ui import Settings, build_app, launch_options
@@ -27,11 +28,19 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env(host=args.host, port=args.port, weights_dir=args.weights, runs_dir=args.runs)
     demo = build_app(settings)
     atexit.register(demo.lab.runner.shutdown)  # Ctrl-C: the running job writes its checkpoint first
+    signal.signal(signal.SIGTERM, lambda *_: on_sigterm(demo))  # what a Space restart sends
     demo.queue(default_concurrency_limit=1)
     demo.launch(
         server_name=settings.host, server_port=settings.port, max_file_size=settings.max_upload, **launch_options()
     )
     return 0
+
+
+def on_sigterm(demo) -> None:
+    """SIGTERM: the training child writes a checkpoint of its current step and ends, then the app exits
+    (atexit and finalizers run: scratch folders go)."""
+    demo.lab.runner.shutdown()
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ from .models import Discriminator, Generator
 from .sampling import latents, make_grid, save_png
 
 CKPT_NAME = "checkpoint.safetensors"
+INTERRUPT_AFTER_S = 2.0  # a step slower than this arms Stop midway through a step (Trainer.arm)
 CKPT_FORMAT = "gan-lab-checkpoint/1"
 SAMPLE_SEED0 = 0  # the fixed sample grid shows seeds 0 .. n_sample-1
 CHANNELS_LAST = True  # +9% img/s on CPU with bf16 (benchmarks/throughput.py)
@@ -261,15 +262,27 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     tensors["rng.g"] = state["gen"].get_state().cpu()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    save_file(tensors, str(tmp), metadata={"format": CKPT_FORMAT, "json": json.dumps(meta)})
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        save_file(tensors, str(tmp), metadata={"format": CKPT_FORMAT, "json": json.dumps(meta)})
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except Exception as e:  # a full disk (ENOSPC: OSError, or safetensors' own error): the old one stays
+        tmp.unlink(missing_ok=True)
+        kept = "the previous checkpoint is kept" if path.exists() else "there is no earlier checkpoint"
+        raise CheckpointError(
+            f"could not write the checkpoint of step {state['step']} to {path.parent} "
+            f"({getattr(e, 'strerror', None) or str(e)[:200]}); {kept}. Free some disk space, then resume"
+        ) from None
     return path
 
 
 class CheckpointError(ValueError):
     """A checkpoint file is missing, not ours, or does not fit the model."""
+
+
+class StepInterrupted(Exception):
+    """Stop was asked for in the middle of a (long) training step."""
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -290,6 +303,16 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
     meta = json.loads(header["json"])
     meta["path"] = str(path)
     return meta, tensors
+
+
+def checkpoint_info(path: str | Path) -> dict[str, Any]:
+    """A checkpoint's JSON metadata (step, elapsed_s, configs) from its header, without its tensors;
+    {} when there is none or it is unreadable."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            return json.loads((f.metadata() or {}).get("json", "{}"))
+    except Exception:  # noqa: BLE001 - missing, damaged, not ours
+        return {}
 
 
 def _match_layout(opt: torch.optim.Optimizer) -> None:
@@ -351,6 +374,46 @@ class Trainer:
         self.D_train = dist_util.wrap(self.D_plain, self.ctx)
 
     n_updates = 0  # generator updates so far (set by fit on resume); drives the EMA ramp-up and lazy R1
+    interrupt = None  # an Event: while set during `step`, the next layer raises StepInterrupted (see arm)
+    _hooks: list | None = None
+
+    @property
+    def armed(self) -> bool:
+        return self._hooks is not None
+
+    def arm(self) -> None:
+        """Let `interrupt` end a step midway: a check before every layer of G and D (about a
+        microsecond each; fit arms it only once a step takes seconds)."""
+        if self._hooks is None:
+
+            def check(module: nn.Module, args: tuple) -> None:
+                if self.interrupt is not None and self.interrupt.is_set():
+                    raise StepInterrupted
+
+            self._hooks = [m.register_forward_pre_hook(check) for net in (self.G, self.D) for m in net.modules()]
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a step changes before its last layer check: D and its optimizer, G's BatchNorm
+        statistics, the random streams. `restore` puts them back after an interrupted step."""
+        return {
+            "G": {k: v.clone() for k, v in self.G.state_dict().items()},
+            "D": {k: v.clone() for k, v in self.D.state_dict().items()},
+            "optD": copy.deepcopy(self.optD.state_dict()),
+            "rng": torch.get_rng_state(),
+            "gen": self.gen.get_state(),
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.G.load_state_dict(snap["G"])
+        self.D.load_state_dict(snap["D"])
+        self.optD.load_state_dict(snap["optD"])
+        _match_layout(self.optD)
+        self.D.requires_grad_(True)
+        torch.set_rng_state(snap["rng"])
+        self.gen.set_state(snap["gen"])
+        self.optD.zero_grad(set_to_none=True)
+        self.optG.zero_grad(set_to_none=True)
+
     late = False  # set by fit once the time limit's cool-down share has begun (see lr_factor)
     last_lr_factor = 1.0
 
@@ -576,7 +639,18 @@ def fit(
         if train_cfg.epochs is not None and epoch >= train_cfg.epochs:
             break
         tr.n_updates = step
-        acc += tr.step(images[idx.to(device)])
+        t_step = time.perf_counter()
+        snap = tr.snapshot() if tr.armed else None
+        tr.interrupt = stop if snap is not None else None
+        try:
+            acc += tr.step(images[idx.to(device)])
+        except StepInterrupted:  # Stop during a long step: back to the last finished one
+            tr.restore(snap)
+            break
+        finally:
+            tr.interrupt = None
+        if stop is not None and world == 1 and not tr.armed and time.perf_counter() - t_step > INTERRUPT_AFTER_S:
+            tr.arm()  # steps take seconds: Stop ends the next one midway rather than waiting for it
         step += 1
         if on_step is not None:
             on_step()

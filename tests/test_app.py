@@ -342,10 +342,11 @@ def test_upload_zip_and_loose_files_with_a_broken_one(lab, tmp_path):
     assert state["step"] == 2
     saved = lab.runner.job.run_dir / "data.safetensors"  # the decoded uploads, for Resume
     assert saved.is_file() and not list(lab.runner.job.run_dir.glob("*.npz"))
-    from gan.ui.run_data import load_saved_images
+    from gan.datafile import load_saved
 
-    again = load_saved_images(saved)
-    assert torch.equal(again.images, lab.runner.job.data.images) and again.report.n_ok == 6
+    again = load_saved(saved)
+    job = lab.runner.job
+    assert torch.equal(again.images, job.data.images[range(len(job.data))]) and again.report.n_ok == 6
     loose = [tmp_path / "a.png", tmp_path / "b.png"]
     for i, p in enumerate(loose):
         Image.new("RGB", (16, 16), (100 * i, 0, 0)).save(p)

@@ -65,7 +65,8 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     has_model = lab.models.default() is not None
     auto = auto_precision_reason()
     gr.set_static_paths(browser_view.static_paths(settings))  # the in-browser generator's JS and ONNX files
-    with gr.Blocks(title="GAN Lab") as demo:
+    # uploads and files handed to browsers: Gradio deletes those older than an hour, every 10 minutes
+    with gr.Blocks(title="GAN Lab", delete_cache=(600, 3600)) as demo:
         gr.Markdown(INTRO, elem_id="gan-header")
         with gr.Row(equal_height=True):
             model = gr.Dropdown(
@@ -140,6 +141,19 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
             demo.load(lambda key: refresh_models(lab, key), model, model, **private),
             [widgets, train_live.redraw_step(train, lab, model), train_live.reattach_step(train, lab, tabs), *views],
         )
+        demo.unload(visitor_left(lab))
 
     demo.lab = lab
     return demo
+
+
+def visitor_left(lab: Lab):
+    """The unload handler: when a page closes, its decoded data goes, and its place in the trainer's line."""
+
+    def left(request: gr.Request) -> None:
+        session = getattr(request, "session_hash", None)
+        lab.release(session)
+        lab.runner.leave(session)
+
+    left.__annotations__ = {"request": gr.Request, "return": None}  # Gradio reads the type, not a string
+    return left

@@ -20,12 +20,14 @@ import torch
 
 import gan
 from gan import latent, sampling
+from gan.cost import machine_cost
 from gan.device import choose_precision, resolve_device
 from gan.hub import check_repo_id, is_repo_id
 from gan.recipes import APP_RUN, auto_metric_every, get_recipe, schedule
+from gan.train import CKPT_NAME, checkpoint_info
 
-from .common import MAX_SEED, AppError, clamp_int, parse_seeds, scrub, slug, to_hwc
-from .jobs import history
+from .common import MAX_SEED, AppError, Busy, clamp_int, fmt_duration, parse_seeds, scrub, slug, to_hwc
+from .jobs import Waiting, history
 from .lab import Lab
 from .models import RUN_PREFIX
 from .ownership import check_control
@@ -321,11 +323,16 @@ def train(
     """Start a training run in the background (one per server); follow it with `progress`. On a Space
     the run belongs to the starting session (`session`, Gradio's; not an API parameter): only it may
     stop or resume the run."""
-    lab.runner.check_idle()
+    busy = lab.runner.busy_message()
+    if busy and not lab.runner.max_queue:
+        raise Busy(busy)
     steps = clamp_int("steps", steps, 1, lab.settings.max_steps)
     seed = clamp_int("seed", seed, 0, 2**31 - 1)
     minutes, capped = capped_minutes(lab, max_minutes)
     cooldown = fraction("cooldown", cooldown, MAX_COOLDOWN)
+    preview_every = clamp_int("preview_every", preview_every or 0, 0, steps)
+    if preview_every:  # at most MAX_PREVIEWS sample grids (PNG files) per run
+        preview_every = max(preview_every, math.ceil(steps / MAX_PREVIEWS))
     spec = data_spec(lab, source, files, folder, image_size, channels, seed)
     form = dict(source=source, image_size=spec.image_size, channels=spec.channels, steps=steps,
                 batch_size=batch_size, lr=lr, loss=loss, augment=augment, ema=ema, precision=precision,
@@ -350,20 +357,60 @@ def train(
         cooldown=cooldown,
         n_sample=64 if spec.image_size <= 64 else 36,
         extra={"data": spec.describe()},
-        **schedule(steps, int(preview_every or 0)),
+        **schedule(steps, preview_every),
         **ema_override(ema),
     )
+    fits = check_cost(lab, model_cfg, train_cfg)
     if precision == "bf16":  # forced where it may be slow: say so once, before the run starts
         choice = choose_precision("bf16", resolve_device(train_cfg.device))
         if choice.warning:
             lab.warn(choice.warning)
-    data = lab.data(spec)
+    data = lab.data(spec, session)
     label = f"{slug(Path(spec.describe()).stem if spec.kind != 'synthetic' else 'shapes')}-{spec.image_size}px"
-    job = lab.runner.start(model_cfg, train_cfg, data, spec, lab.runner.new_run_dir(label), session=session, form=form)
+    args = dict(model_cfg=model_cfg, train_cfg=train_cfg, data=data, spec=spec, session=session, form=form)
+    if lab.runner.busy_message():
+        place, wait = lab.runner.enqueue(Waiting(session, label, minutes, args))
+        when = f"in about {fmt_duration(wait)}" if wait is not None else "when the runs ahead of you end"
+        return (
+            f"Queued: the trainer is busy, and you are number {place} in line. Your run ({steps} steps on "
+            f"{data.report.n_ok:,} images{capped}) starts by itself {when}; keep this page open (leaving it "
+            "gives up your place)."
+        )
+    job = lab.runner.start(run_dir=lab.runner.new_run_dir(label, session), **args)
     return (
-        f"Started `{job.name}`: {steps} steps on {job.data_summary}{capped}. Watch it here (or poll the "
+        f"Started `{job.name}`: {steps} steps on {job.data_summary}{capped}{fits}. Watch it here (or poll the "
         "`progress` endpoint)."
     )
+
+
+MAX_PREVIEWS = 200
+"""The most sample grids one run writes (preview_every is raised to keep under it)."""
+MIN_STEPS_IN_LIMIT = 100
+"""A run under a time limit must be able to make at least this many steps in it, or it is refused."""
+
+
+def check_cost(lab: Lab, model_cfg: gan.ModelConfig, train_cfg: gan.TrainConfig) -> str:
+    """Refuse settings whose steps cannot fit the run's time limit (from the step's multiply-adds and a
+    step timed on this machine, gan.cost); a note when the limit will end the run before its last step."""
+    if not train_cfg.max_minutes:
+        return ""
+    per_step = machine_cost().seconds(model_cfg, train_cfg.batch_size)
+    budget = 60 * train_cfg.max_minutes
+    n = min(train_cfg.steps, MIN_STEPS_IN_LIMIT)
+    size = f"{model_cfg.image_size} px, batch {train_cfg.batch_size}, widths {model_cfg.g_width}/{model_cfg.d_width}"
+    if per_step * n > budget:
+        raise AppError(
+            f"These settings ({size}) would take about {per_step:,.1f} s a step on this server, so {n} steps "
+            f"would not fit in the {train_cfg.max_minutes:g}-minute limit. Lower the image size, the batch or "
+            "the widths."
+        )
+    if per_step * train_cfg.steps > budget:
+        fit_n = int(budget / per_step)
+        return (
+            f"; at about {per_step:.2g} s a step, about {fit_n:,} of the {train_cfg.steps:,} steps fit in the "
+            f"{train_cfg.max_minutes:g}-minute limit (the run then stops with its model saved)"
+        )
+    return ""
 
 
 MAX_COOLDOWN = 0.5
@@ -408,17 +455,29 @@ def resume(lab: Lab, run: str, steps: int, key: str | None = None, session: str 
         raise AppError(f"Run {run} is already at step {done}; set Steps above that to continue it.")
     spec = DataSpec.from_dict(meta["data"])
     train_cfg = gan.TrainConfig.from_dict(meta["train_config"])
-    minutes, capped = capped_minutes(lab, train_cfg.max_minutes)
-    train_cfg = train_cfg.replace(steps=steps, metric_every=auto_metric_every(steps), max_minutes=minutes)
+    budget, capped = capped_minutes(lab, meta.get("form", {}).get("max_minutes", train_cfg.max_minutes))
+    left = budget - checkpoint_info(d / CKPT_NAME).get("elapsed_s", 0.0) / 60 if budget else 0.0
+    if budget and left < MIN_RESUME_MINUTES:
+        raise AppError(
+            f"Run {run} has used its {budget:g}-minute time limit; a resumed run continues it rather than "
+            "starting a new one. Start a new run instead (it can reuse the same data and settings)."
+        )
+    train_cfg = train_cfg.replace(steps=steps, metric_every=auto_metric_every(steps), max_minutes=round(left, 3))
     rows, metrics = history(d, done)  # the plots continue where they were
-    form = {**meta.get("form", {}), "steps": steps, "max_minutes": minutes}
+    form = {**meta.get("form", {}), "steps": steps, "max_minutes": budget}
     if owner is not None:  # the run stays its starter's (their key still works); this session may stop it too
         owner = type(owner)(session or owner.session, owner.key_digest)
     job = lab.runner.start(
-        None, train_cfg, lab.data(spec), spec, d, resume=d, rows=rows, metrics=metrics, session=session,
+        None, train_cfg, lab.data(spec, session), spec, d, resume=d, rows=rows, metrics=metrics, session=session,
         owner=owner, form=form,
     )  # fmt: skip
+    if budget:
+        capped = f" (its time limit: {budget:g} minutes in all, {left:.1f} left)"
     return f"Resuming `{job.name}` from step {done} up to {steps}{capped}."
+
+
+MIN_RESUME_MINUTES = 0.1
+"""A run with less of its time limit left than this is not resumed (it would stop at once)."""
 
 
 def stop(lab: Lab, key: str | None = None, session: str | None = None) -> str:

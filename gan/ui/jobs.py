@@ -13,6 +13,7 @@ Why a process: see `gan.ui.train_process`. `isolate=False` runs `gan.fit` in the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import threading
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 import gan
+from gan.datafile import load_saved
 from gan.device import set_threads
 from gan.fileio import atomic_write_json
 from gan.runlog import LOG_NAME, RunLog, read_log
@@ -33,7 +35,7 @@ from gan.runlog import LOG_NAME, RunLog, read_log
 from .common import AppError, Busy, fmt_duration
 from .models import RUN_PREFIX
 from .ownership import Owner
-from .run_data import SAVED_DATA, DataSpec, save_images
+from .run_data import DataSpec, Prepared, keep_in_run
 from .train_process import TrainProcessError, isolated_events
 
 META_NAME = "app_run.json"  # what Resume needs besides the checkpoint: data source, configs, status
@@ -49,7 +51,7 @@ class Job:
     steps: int
     batch_size: int
     data_summary: str
-    data: gan.ImageData | None
+    data: Prepared | None
     spec: DataSpec | None
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     status: str = "starting"  # starting | running | stopping | finished | stopped | diverged | failed
@@ -169,11 +171,46 @@ def history(run_dir: Path, upto: int) -> tuple[list[dict], list[dict]]:
     return rows, metrics
 
 
+@dataclass
+class Waiting:
+    """A visitor in line for the trainer: what `JobRunner.start` will be called with."""
+
+    session: str | None
+    label: str
+    minutes: float  # the run's time limit (0: none), for the others' estimates
+    start: dict[str, Any]  # JobRunner.start's arguments, run folder aside
+    since: float = field(default_factory=time.time)
+
+
+def _dir_bytes(d: Path) -> int:
+    total = 0
+    for p in d.rglob("*"):
+        try:
+            if p.is_file() and not p.is_symlink():
+                total += p.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def visitor_digest(session: str | None) -> str | None:
+    return hashlib.sha256(session.encode()).hexdigest()[:16] if session else None
+
+
 class JobRunner:
     """Starts, stops and reports the one training job of this process."""
 
-    def __init__(self, runs_dir: Path, keep_runs: int = 20, threads: int = 0, isolate: bool = True):
+    def __init__(
+        self, runs_dir: Path, keep_runs: int = 20, threads: int = 0, isolate: bool = True, *, mem_mb: int = 0,
+        max_bytes: int = 0, per_visitor: int = 0, max_queue: int = 0,
+    ):  # fmt: skip
         self.runs_dir, self.keep_runs = Path(runs_dir), keep_runs
+        self.mem_mb = mem_mb  # RLIMIT_DATA of the training child above its imports (0: none)
+        self.max_bytes = max_bytes  # run folders' disk in all (GAN_MAX_RUNS_MB; 0: no limit)
+        self.per_visitor = per_visitor  # run folders one visitor keeps (GAN_RUNS_PER_VISITOR; 0: no limit)
+        self.max_queue = max_queue  # visitors waiting for the trainer (GAN_MAX_QUEUE; 0: Busy)
+        self.queue: list[Waiting] = []
+        self.closing = False  # the server is shutting down: no run starts any more
         self.threads = threads  # torch threads of the training (0: every core)
         self.isolate = isolate  # train in a process of its own (else in the runner's thread)
         self.job: Job | None = None
@@ -205,10 +242,11 @@ class JobRunner:
         job = self.job
         if job is None or not job.alive:
             return None
+        line = f" {len(self.queue)} waiting in line." if self.queue else ""
         return (
             f"Busy: a training run (`{job.name}`, step {job.step} of {job.steps}) is already going on this "
-            "server, and it trains one run at a time. Wait for it to finish or stop it; Sample and "
-            "Interpolate keep working meanwhile."
+            f"server, and it trains one run at a time.{line} {job.limits()} Sample and Interpolate keep working "
+            "meanwhile."
         )
 
     def check_idle(self) -> None:
@@ -216,31 +254,116 @@ class JobRunner:
         if msg:
             raise Busy(msg)
 
-    def new_run_dir(self, label: str) -> Path:
-        self.prune_runs(self.keep_runs)
+    # ---- the line for the trainer ----------------------------------------------------------
+
+    def wait_s(self, ahead: int) -> float | None:
+        """Seconds until the trainer is free for the visitor after the first `ahead` in line: the
+        running job's estimate, plus the time limit of each run ahead (None: no estimate)."""
+        job = self.job
+        now = job.eta_s() if job is not None and job.alive else 0.0
+        if now is None:
+            now = 60 * job.max_minutes if job.max_minutes else None
+        rest = [60 * w.minutes if w.minutes else None for w in self.queue[:ahead]]
+        if now is None or None in rest:
+            return None
+        return now + sum(rest)
+
+    def enqueue(self, waiting: Waiting) -> tuple[int, float | None]:
+        """Put a visitor in line (a second Start of theirs replaces their place's run); their place
+        (1 = next) and the estimated wait in seconds. Busy when the line is full or there is none."""
+        with self.lock:
+            if not (self.job is not None and self.job.alive):
+                raise AppError("The trainer is free: start the run instead.")
+            mine = [i for i, w in enumerate(self.queue) if waiting.session and w.session == waiting.session]
+            if mine:
+                self.queue[mine[0]] = waiting
+                place = mine[0] + 1
+            elif len(self.queue) >= self.max_queue:
+                msg = self.busy_message() or "Busy."
+                raise Busy(msg + (" The line is full; try again later." if self.max_queue else ""))
+            else:
+                self.queue.append(waiting)
+                place = len(self.queue)
+            return place, self.wait_s(place - 1)
+
+    def place(self, session: str | None) -> tuple[int, float | None] | None:
+        """This visitor's place in line and estimated wait, or None."""
+        with self.lock:
+            for i, w in enumerate(self.queue):
+                if session and w.session == session:
+                    return i + 1, self.wait_s(i)
+        return None
+
+    def leave(self, session: str | None) -> bool:
+        """The visitor left (or cancelled): their place goes to the next."""
+        with self.lock:
+            n = len(self.queue)
+            self.queue = [w for w in self.queue if not (session and w.session == session)]
+            return len(self.queue) < n
+
+    def _start_next(self) -> None:
+        """The trainer is free: the first in line starts (one that fails is told nothing more: its
+        run folder says why), else the next."""
+        while True:
+            with self.lock:
+                if not self.queue:
+                    return
+                w = self.queue.pop(0)
+            try:
+                self.start(run_dir=self.new_run_dir(w.label), **w.start)
+                return
+            except Exception:  # noqa: BLE001 - the next in line must still get their turn
+                traceback.print_exc()
+
+    # ---- run folders ------------------------------------------------------------------------
+
+    def new_run_dir(self, label: str, session: str | None = None) -> Path:
+        self.prune_runs(self.keep_runs, session)
         base = f"{time.strftime('%Y%m%d-%H%M%S')}-{label}"
         name, i = base, 1
         while (self.runs_dir / name).exists():
             name, i = f"{base}-{i}", i + 1
         return self.runs_dir / name
 
-    def prune_runs(self, keep: int) -> list[str]:
-        """Delete the oldest app run folders beyond `keep` (GAN_KEEP_RUNS), never a running one."""
-        if keep <= 0 or not self.runs_dir.is_dir():
+    def prune_runs(self, keep: int, session: str | None = None) -> list[str]:
+        """Delete app run folders, oldest first and never the running one, until at most `keep`
+        remain (GAN_KEEP_RUNS) with room for one more, their disk is within GAN_MAX_RUNS_MB, and
+        the visitor of `session` keeps at most GAN_RUNS_PER_VISITOR - 1 (room for the one they start)."""
+        if not self.runs_dir.is_dir():
             return []
         runs = [d for d in self.runs_dir.iterdir() if d.is_dir() and (d / META_NAME).is_file()]
         live = self.job.run_dir if self.job is not None and self.job.alive else None
         runs = sorted((d for d in runs if d != live), key=lambda d: d.stat().st_mtime)
-        gone = runs[: max(0, len(runs) - keep + 1)]  # room for the run about to start
+        gone: list[Path] = []
+        if keep > 0:
+            gone += runs[: max(0, len(runs) - keep + 1)]  # room for the run about to start
+        who = visitor_digest(session)
+        if self.per_visitor and who:
+            theirs = [d for d in runs if d not in gone and self._visitor(d) == who]
+            gone += theirs[: max(0, len(theirs) - self.per_visitor + 1)]
+        if self.max_bytes:
+            sizes = {d: _dir_bytes(d) for d in runs if d not in gone}
+            total = sum(sizes.values()) + (_dir_bytes(live) if live else 0)
+            for d, size in sizes.items():  # oldest first
+                if total <= self.max_bytes:
+                    break
+                gone.append(d)
+                total -= size
         for d in gone:
             shutil.rmtree(d, ignore_errors=True)
         return [d.name for d in gone]
+
+    def _visitor(self, d: Path) -> str | None:
+        try:
+            return json.loads((d / META_NAME).read_text()).get("visitor")
+        except (OSError, ValueError, AttributeError):
+            return None
 
     def start(
         self,
         model_cfg: gan.ModelConfig | None,
         train_cfg: gan.TrainConfig,
-        data: gan.ImageData,
+        data: Prepared | gan.ImageData,
         spec: DataSpec,
         run_dir: Path,
         *,
@@ -279,8 +402,9 @@ class JobRunner:
             )
             self.owners[job.name] = owner
             run_dir.mkdir(parents=True, exist_ok=True)
-            if spec.kind == "upload":  # keep the decoded images: uploads vanish, Resume needs them
-                path = save_images(data, run_dir / SAVED_DATA)
+            path = keep_in_run(data, run_dir)  # the child reads it; Resume too (uploads vanish)
+            job.data = Prepared.open(path)
+            if spec.kind == "upload":
                 job.spec = DataSpec("saved", spec.image_size, spec.channels, (str(path),))
             self._write_meta(job, train_cfg, model_cfg)
             job.thread = threading.Thread(
@@ -305,6 +429,8 @@ class JobRunner:
         meta["data"]["paths"] = list(job.spec.paths)
         if job.owner is not None and job.owner.key_digest:
             meta["owner_key_sha256"] = job.owner.key_digest  # a hash: Resume after a restart needs the key
+        if job.owner is not None and job.owner.session:
+            meta.setdefault("visitor", visitor_digest(job.owner.session))  # GAN_RUNS_PER_VISITOR counts these
         if job.form:
             meta["form"] = job.form
         if model_cfg is not None:
@@ -317,7 +443,7 @@ class JobRunner:
             with RunLog(job.run_dir / LOG_NAME) as log:  # the same log the command line writes
                 if self.isolate:
                     events = isolated_events(
-                        job.data, model_cfg, train_cfg, job.run_dir, resume, job.stop, self.threads
+                        job.data.path, model_cfg, train_cfg, job.run_dir, resume, job.stop, self.threads, self.mem_mb
                     )
                 else:
                     events = self._events_here(job, model_cfg, train_cfg, resume)
@@ -342,12 +468,15 @@ class JobRunner:
             with job.lock:
                 job.status, job.finished = final, time.time()
                 job.version += 1
+            if self.queue and not self.closing:
+                self._start_next()  # the trainer is handed over in order
 
     def _events_here(self, job: Job, model_cfg, train_cfg, resume):
         set_threads(self.threads)  # a thread inherits its parent's count: 1 if a render thread had just set 1
         if self.threads > 0:  # fit sets the config's count (0: every core)
             train_cfg = replace(train_cfg, threads=self.threads)
-        yield from gan.fit(model_cfg, train_cfg, job.data, out_dir=job.run_dir, resume=resume, stop=job.stop)
+        data = load_saved(job.data.path)
+        yield from gan.fit(model_cfg, train_cfg, data, out_dir=job.run_dir, resume=resume, stop=job.stop)
 
     def stop(self) -> str:
         job = self.job
@@ -361,7 +490,10 @@ class JobRunner:
         return f"Stopping `{job.name}` at step {job.step}: writing a checkpoint and the model folder…"
 
     def shutdown(self, timeout: float = 60.0) -> None:
-        """Stop a running job and wait for its checkpoint (atexit, test teardown)."""
+        """Stop a running job and wait for its checkpoint (SIGTERM, atexit, test teardown); nobody
+        waiting in line starts any more."""
+        self.closing = True
+        self.queue = []
         job = self.job
         if job is not None and job.alive:
             job.stop.set()

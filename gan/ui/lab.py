@@ -4,25 +4,28 @@ set, and per-model caches of principal directions. The endpoint functions take a
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import sys
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-import gan
 from gan import latent, sampling
 from gan.device import available_cores
 
 from .common import AppError, Scratch, row_image
 from .jobs import JobRunner
 from .models import Models
-from .run_data import DataSpec, load_data
+from .run_data import DataSpec, Prepared, prepare_data
 from .settings import Settings
 
 N_DIRECTIONS = 5  # principal-direction sliders in the Interpolate tab (the first of the Explore tab's)
@@ -60,9 +63,15 @@ class Lab:
             max_bytes=settings.max_model_bytes,
             hub_cache_bytes=settings.hub_cache_bytes,
         )
-        self.runner = JobRunner(settings.runs_dir, settings.keep_runs, settings.train_threads)
-        self.data_cache: tuple[tuple, gan.ImageData] | None = None
-        self.data_lock = threading.Lock()
+        self.runner = JobRunner(
+            settings.runs_dir, settings.keep_runs, settings.train_threads, mem_mb=settings.worker_mem_mb or 0,
+            max_bytes=(settings.max_runs_mb or 0) * 1_000_000, per_visitor=settings.runs_per_visitor or 0,
+            max_queue=settings.max_queue or 0,
+        )  # fmt: skip
+        self.data_dir = settings.runs_dir / ".data-cache"  # decoded data sets (files; the server holds none)
+        self.data_files: dict[tuple, Prepared] = {}  # (session on a Space, DataSpec.key()) -> its file
+        self.data_lock = threading.Lock()  # one decode at a time
+        shutil.rmtree(self.data_dir, ignore_errors=True)  # an earlier process's: nothing refers to them now
         self.last_sample: tuple = (None, None, None)  # (G, args, images): the grid and its gallery share a render
         # per loaded generator (dropped with it): its principal directions and their strip images
         self.dirs_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -161,12 +170,54 @@ class Lab:
 
     # ---- data ---------------------------------------------------------------------------
 
-    def data(self, spec: DataSpec) -> gan.ImageData:
-        """The images of a data source (the last one is kept: Load, then Start, reads them once)."""
-        key = spec.key()
-        with self.data_lock:
-            if self.data_cache is not None and self.data_cache[0] == key:
-                return self.data_cache[1]
-            data = load_data(spec, token=self.settings.hub_token)  # a Space reads hf:// anonymously
-            self.data_cache = (key, data)
-            return data
+    def data(self, spec: DataSpec, session: str | None = None) -> Prepared:
+        """The images of a data source, decoded into the data cache (one decode at a time; a second
+        visitor is told they wait). Load, then Start, decode once. On a Space each visitor's
+        decoded data is theirs alone, and dropped when their session ends (`release`)."""
+        owner = session if self.settings.on_space else None
+        key = (owner, spec.key())
+        if not self.data_lock.acquire(blocking=False):
+            self.warn("Waiting: another visitor's data is being read; yours is next.")
+            if not self.data_lock.acquire(timeout=600):
+                raise AppError("The server is still busy reading another visitor's data; try again in a minute.")
+        try:
+            got = self.data_files.get(key)
+            if got is not None and got.path.is_file():
+                os.utime(got.path)  # recently used: pruned last
+                return got
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            out = self.data_dir / f"{uuid.uuid4().hex[:16]}.safetensors"
+            s = self.settings
+            got = prepare_data(
+                spec, out, token=s.hub_token, limits=s.data_limits, isolate=bool(s.isolate_data), mem_mb=s.worker_mem_mb
+            )  # a Space reads hf:// anonymously
+            self.data_files[key] = got
+            self.prune_data(keep={got.path})
+            return got
+        finally:
+            self.data_lock.release()
+
+    def prune_data(self, keep: set[Path] = frozenset()) -> None:
+        """Drop decoded data sets, least recently used first, until they fit GAN_DATA_CACHE_MB."""
+        cap = (self.settings.data_cache_mb or 0) * 1_000_000
+        files = [p for p in self.data_dir.glob("*.safetensors")] if self.data_dir.is_dir() else []
+        total = sum(p.stat().st_size for p in files)
+        for p in sorted(files, key=lambda p: p.stat().st_mtime):
+            if not cap or total <= cap:
+                break
+            if p not in keep:
+                total -= p.stat().st_size
+                self._forget(p)
+
+    def _forget(self, path: Path) -> None:
+        for k, v in list(self.data_files.items()):
+            if v.path == path:
+                del self.data_files[k]
+        path.unlink(missing_ok=True)
+
+    def release(self, session: str | None) -> int:
+        """A visitor left (Gradio's unload): their decoded data goes. Returns the files removed."""
+        gone = [v.path for (owner, _), v in list(self.data_files.items()) if owner is not None and owner == session]
+        for p in gone:
+            self._forget(p)
+        return len(gone)

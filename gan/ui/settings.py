@@ -22,6 +22,13 @@ MAX_UPLOAD_MB = (200, 1024)  # GAN_MAX_UPLOAD_MB
 MAX_MINUTES = (30.0, 0.0)  # GAN_MAX_MINUTES: one run's time limit (0: none)
 MAX_MODEL_MB = (50, 0)  # GAN_MAX_MODEL_MB: the largest model.safetensors a Hub load downloads (0: no limit)
 HUB_CACHE_MB = (500, 0)  # GAN_HUB_CACHE_MB: GAN Lab models kept in the huggingface_hub cache (0: no limit)
+MAX_RUNS_MB = (5_000, 0)  # GAN_MAX_RUNS_MB: disk for the app's run folders, oldest unused pruned first (0: no limit)
+RUNS_PER_VISITOR = (3, 0)  # GAN_RUNS_PER_VISITOR: run folders one visitor keeps on a Space (0: no limit)
+DATA_CACHE_MB = (2_000, 4_000)  # GAN_DATA_CACHE_MB: decoded data sets kept for Load -> Start -> Resume
+CACHE_MB = (500, 0)  # GAN_CACHE_MB: the app's cache folder (ONNX exports, directions; 0: no limit)
+DATASET_CACHE_MB = (2_000, 0)  # GAN_DATASET_CACHE_MB: Hub datasets in the huggingface_hub cache (0: no limit)
+WORKER_MEM_MB = (4_000, 0)  # GAN_WORKER_MEM_MB: memory a decode or training child may add (0: no limit)
+MAX_QUEUE = (3, 0)  # GAN_MAX_QUEUE: visitors who may wait in line for the trainer (0: no queue, "Busy")
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,15 @@ class Settings:
     port: int = 7860  # GRADIO_SERVER_PORT
     train_defaults: Mapping[str, Any] = field(default_factory=dict)  # initial Train tab values (tests: tiny)
     ort_base: str | None = None  # GAN_ORT_URL: onnxruntime-web's files (a URL or a local folder); None: the pinned CDN
+    max_runs_mb: int | None = None  # GAN_MAX_RUNS_MB (None: by on_space)
+    runs_per_visitor: int | None = None  # GAN_RUNS_PER_VISITOR (None: by on_space)
+    data_cache_mb: int | None = None  # GAN_DATA_CACHE_MB (None: by on_space)
+    cache_mb: int | None = None  # GAN_CACHE_MB (None: by on_space)
+    dataset_cache_mb: int | None = None  # GAN_DATASET_CACHE_MB (None: by on_space)
+    worker_mem_mb: int | None = None  # GAN_WORKER_MEM_MB (None: by on_space)
+    max_queue: int | None = None  # GAN_MAX_QUEUE (None: by on_space)
+    isolate_data: bool | None = None  # GAN_ISOLATE_DATA=1/0: decode data in a child process (None: on a Space)
+    data_limits: Any = None  # gan.data.Limits: GAN_MAX_FILES, GAN_MAX_DATA_MB, ... (None: from the environment)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weights_dir", Path(self.weights_dir))
@@ -55,10 +71,19 @@ class Settings:
             object.__setattr__(self, "max_steps", MAX_STEPS[i])
         if self.max_upload_mb is None:
             object.__setattr__(self, "max_upload_mb", MAX_UPLOAD_MB[i])
-        by_place = {"max_minutes": MAX_MINUTES, "max_model_mb": MAX_MODEL_MB, "hub_cache_mb": HUB_CACHE_MB}
+        by_place = {
+            "max_minutes": MAX_MINUTES, "max_model_mb": MAX_MODEL_MB, "hub_cache_mb": HUB_CACHE_MB,
+            "max_runs_mb": MAX_RUNS_MB, "runs_per_visitor": RUNS_PER_VISITOR, "data_cache_mb": DATA_CACHE_MB,
+            "cache_mb": CACHE_MB, "dataset_cache_mb": DATASET_CACHE_MB, "worker_mem_mb": WORKER_MEM_MB,
+            "max_queue": MAX_QUEUE,
+        }  # fmt: skip
         for name, defaults in by_place.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, defaults[i])
+        if self.isolate_data is None:
+            object.__setattr__(self, "isolate_data", self.on_space)
+        if self.data_limits is None:
+            object.__setattr__(self, "data_limits", data_limits({}, self.on_space))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -81,7 +106,12 @@ class Settings:
             host=env.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if on_space else "127.0.0.1"),
             port=_int(env, "GRADIO_SERVER_PORT", 7860),
             ort_base=env.get("GAN_ORT_URL") or None,
+            isolate_data={"1": True, "0": False}.get(env.get("GAN_ISOLATE_DATA", "")),
+            data_limits=data_limits(env, on_space),
         )
+        for name in ("max_runs_mb", "runs_per_visitor", "data_cache_mb", "cache_mb", "dataset_cache_mb",
+                     "worker_mem_mb", "max_queue"):  # fmt: skip
+            values[name] = _int(env, "GAN_" + name.upper(), None)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -106,6 +136,16 @@ class Settings:
     def max_upload(self) -> str:
         """The limit in the form launch(max_file_size=...) takes."""
         return f"{self.max_upload_mb}mb"
+
+
+def data_limits(env: Mapping[str, str], on_space: bool):
+    """The data readers' limits (gan.data.Limits) from `env`, with a Space's defaults on a Space."""
+    from gan.data import Limits
+
+    try:
+        return Limits.from_env(env, on_space=on_space)
+    except TypeError:  # TEMP until gan.data has it
+        return Limits.from_env()
 
 
 def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:

@@ -235,11 +235,12 @@ def source_widgets(source: str):
     )
 
 
-def preview_data(lab: Lab, source, files, folder, image_size, channels, seed):
+def preview_data(lab: Lab, source, files, folder, image_size, channels, seed, request: gr.Request = None):
     """'Load and check data': the report and a few images, before anything trains. A failed check
     replaces what an earlier check (or run) showed with its message."""
+    session = getattr(request, "session_hash", None)
     try:
-        data = lab.data(ep.data_spec(lab, source, files, folder, image_size, channels, int(seed or 0)))
+        data = lab.data(ep.data_spec(lab, source, files, folder, image_size, channels, int(seed or 0)), session)
     except USER_ERRORS as e:
         gr.Warning(str(e))
         return f"**Data check failed**: {e}", gr.Image(value=None, visible=False)
