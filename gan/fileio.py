@@ -1,4 +1,4 @@
-"""Atomic file and folder writes, and the cache folder for derived files.
+"""Atomic file and folder writes, and the cache folder for derived files (bounded by `prune_cache`).
 
 Every file GAN Lab writes that someone may read at the same time (checkpoints, model folders,
 images, JSON) goes through here: written under a temporary name in the same folder, flushed,
@@ -15,7 +15,7 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +135,58 @@ def cache_dir(sub: str = "") -> Path:
     d = Path(base) / sub if sub else Path(base)
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+TMP_GRACE_S = 3600  # a temporary file this young may be being written: never pruned
+
+
+def _cache_entries(root: Path) -> dict[tuple[Path, str], list[Path]]:
+    """The files under `root`, grouped by folder and stem (an ONNX export and its manifest are one entry)."""
+    groups: dict[tuple[Path, str], list[Path]] = {}
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            p = Path(dirpath) / name
+            groups.setdefault((p.parent, name.split(".")[0] or name), []).append(p)
+    return groups
+
+
+def prune_cache(max_bytes: int, *, keep: Iterable[str | os.PathLike[str]] = ()) -> list[Path]:
+    """Bound the disk taken by GAN Lab's cache folder (`cache_dir()`: ONNX exports, directions, the
+    measured precision): delete entries least recently used first (the newest access or change
+    time of their files) until the folder holds at most `max_bytes`. An entry is a file, with the
+    files beside it that share its stem (x.onnx and x.json); entries at or under a path in `keep`
+    (e.g. the exports being served) and temporary files younger than TMP_GRACE_S (being written)
+    are never deleted. Returns the files deleted, oldest entry first.
+    """
+    root = cache_dir()
+    kept = [Path(k).resolve() for k in keep]
+    now = time.time()
+    entries = []
+    total = 0
+    for files in _cache_entries(root).values():
+        stats = []
+        for f in files:
+            try:
+                stats.append((f, f.lstat()))
+            except OSError:  # deleted meanwhile
+                continue
+        if not stats:
+            continue
+        size = sum(st.st_size for _, st in stats)
+        used = max(max(st.st_atime, st.st_mtime) for _, st in stats)
+        total += size
+        writing = any(f.name.startswith(".") and ".tmp" in f.name and now - st.st_mtime < TMP_GRACE_S
+                      for f, st in stats)  # fmt: skip
+        held = any(f.resolve() == k or k in f.resolve().parents for f, _ in stats for k in kept)
+        if not (writing or held):
+            entries.append((used, size, [f for f, _ in stats]))
+    deleted: list[Path] = []
+    for _, size, files in sorted(entries, key=lambda e: e[0]):
+        if total <= max_bytes:
+            break
+        for f in files:
+            with contextlib.suppress(OSError):
+                f.unlink()
+                deleted.append(f)
+        total -= size
+    return deleted

@@ -34,11 +34,12 @@ from .hubclient import (
     Token,
     check_repo_id,
     clean_token,
+    delete_lru,
     hub_call,
     is_repo_id,
     snapshot,
 )
-from .hubdata import load_hub_dataset
+from .hubdata import load_hub_dataset, prune_dataset_cache
 from .modelfolder import (
     FILE_SIZE_LIMITS,
     MODEL_FILES,
@@ -57,7 +58,8 @@ from .modelfolder import (
 
 __all__ = [
     "HubError", "MODEL_FILES", "ModelLoadError", "check_repo_id", "is_repo_id", "load_hub_dataset",
-    "load_model", "model_card", "prune_hub_cache", "push_to_hub", "resolve_model_dir", "save_model",
+    "load_model", "model_card", "prune_dataset_cache", "prune_hub_cache", "push_to_hub", "resolve_model_dir",
+    "save_model",
 ]  # fmt: skip
 
 MAX_REPO_FILES = 64  # a GAN Lab model repo holds a handful; more and it is something else
@@ -212,26 +214,16 @@ def prune_hub_cache(max_bytes: int, *, keep: Iterable[str] = ()) -> list[str]:
         is_gan = bool(configs) and all(_is_gan_config(c) for c in configs)
         if is_gan:
             ours.append(repo)
-    total = sum(r.size_on_disk for r in ours)
-    kept = set(keep)
-    deleted: list[str] = []
-    for repo in sorted(ours, key=lambda r: r.last_accessed):
-        if total <= max_bytes:
-            break
-        if repo.repo_id in kept:
-            continue
-        cache.delete_revisions(*(r.commit_hash for r in repo.revisions)).execute()
-        total -= repo.size_on_disk
-        deleted.append(repo.repo_id)
-    return deleted
+    return delete_lru(cache, ours, max_bytes, keep=keep, last_used=lambda r: r.last_accessed)
 
 
 # ---------------------------------------------------------------------------------------------
 # pushing
 
 
-def _stage(model_or_dir: Any, stage: Path, token: Token) -> ModelConfig:
-    """Copy (or write) the model files into `stage`; check that they load. Returns the config."""
+def _stage(model_or_dir: Any, stage: Path, token: Token, max_bytes: int | None = None) -> ModelConfig:
+    """Copy (or write) the model files into `stage`; check their sizes and that they load.
+    Returns the config. Only PUSH_FILES are staged; anything else is refused."""
     from .models import Generator
     from .sampling import make_grid, sample, save_png
 
@@ -239,24 +231,53 @@ def _stage(model_or_dir: Any, stage: Path, token: Token) -> ModelConfig:
         G = getattr(model_or_dir, "_orig_mod", model_or_dir)
         if not isinstance(G, Generator):
             raise HubError(f"push a Generator or a model folder, not a {type(G).__name__}")
+        _check_push_size("model.safetensors", sum(4 * t.numel() for t in G.state_dict().values()), max_bytes)
         save_model(G, stage)
     elif isinstance(model_or_dir, (str, Path)):
-        src = resolve_model_dir(model_or_dir, token=token)  # a folder, or a repo id to copy
+        src = resolve_model_dir(model_or_dir, token=token, max_bytes=max_bytes)  # a folder, or a repo id to copy
+        if (src / "model.safetensors").is_file():
+            _check_push_size("model.safetensors", (src / "model.safetensors").stat().st_size, max_bytes)
+        stage.mkdir()
         for name in MODEL_FILES:
             if (src / name).is_file():
                 shutil.copyfile(src / name, stage / name)  # follows the cache's symlinks
     else:
         raise HubError(f"push a Generator, a model folder or a repo id, not a {type(model_or_dir).__name__}")
+    _check_staged(stage, max_bytes)  # before the weights are even read
     G = load_model(stage)  # the same strict check a downloader will run
     from .onnx_export import OnnxExportError, write_onnx_into
 
     try:  # model.onnx: for the Hub page and browsers; loading never uses it (always from the weights)
-        write_onnx_into(G, stage)
+        onnx = write_onnx_into(G, stage)
+        size = onnx.stat().st_size
+        if max_bytes is not None and size > max_bytes:  # the graph adds a little to the weights
+            onnx.unlink()
+            log.warning("pushing without model.onnx: it is %s, over the limit of %s", _mb(size), _mb(max_bytes))
     except OnnxExportError as e:
         log.warning("pushing without model.onnx: %s", e)
     if not (stage / "samples.png").exists():
         save_png(make_grid(sample(G, range(64))), stage / "samples.png")
+    _check_staged(stage, max_bytes)
     return G.config
+
+
+PUSH_FILES = (*MODEL_FILES, ONNX_FILE)  # all a push uploads; model.onnx is about the weights' size
+
+
+def _check_push_size(name: str, size: int, max_bytes: int | None) -> None:
+    cap = FILE_SIZE_LIMITS.get(name) if name not in ("model.safetensors", ONNX_FILE) else max_bytes
+    if cap is not None and size > cap:
+        env = " (GAN_MAX_MODEL_MB)" if name in ("model.safetensors", ONNX_FILE) else ""
+        raise HubError(f"{name} is {_mb(size)}; the limit for pushing here is {_mb(cap)}{env}; nothing was uploaded")
+
+
+def _check_staged(stage: Path, max_bytes: int | None) -> None:
+    """Refuse a staged file that is not a model file, or larger than loading it back would allow
+    (FILE_SIZE_LIMITS; `max_bytes` for model.safetensors and model.onnx)."""
+    for p in sorted(stage.iterdir()):
+        if p.name not in PUSH_FILES or not p.is_file() or p.is_symlink():
+            raise HubError(f"{p.name} is not a GAN Lab model file; nothing was uploaded")
+        _check_push_size(p.name, p.stat().st_size, max_bytes)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -323,6 +344,7 @@ def push_to_hub(
     private: bool = False,
     commit_message: str | None = None,
     datasets: list[str] | None = None,
+    max_bytes: int | None = None,
 ) -> str:
     """Push a model to the Hub; returns the repo URL.
 
@@ -333,6 +355,9 @@ def push_to_hub(
     (library_name, pipeline_tag, license, tags, `datasets` plus any Hub dataset it was trained on)
     and `repo_id` in its usage lines. `token` defaults to HF_TOKEN (or the stored login). With
     `private=True` a new repo is created private, and an existing public repo is refused.
+    `max_bytes` (a Space passes GAN_MAX_MODEL_MB, as for loading) caps model.safetensors and
+    model.onnx; the other files have the caps loading applies (FILE_SIZE_LIMITS). A file over its
+    cap raises HubError before the repo is created or anything is uploaded.
     """
     from huggingface_hub import HfApi, get_token
 
@@ -342,9 +367,10 @@ def push_to_hub(
         raise HubError("pushing needs a Hugging Face token with write access: set HF_TOKEN or pass a token")
     what = f"Hub repo {repo_id}"
     with tempfile.TemporaryDirectory(prefix="gan-push-") as tmp:
-        stage = Path(tmp)
-        cfg = _stage(model_or_dir, stage, token)
+        stage = Path(tmp) / "model"  # inside tmp: an atomic save's leftovers go with it
+        cfg = _stage(model_or_dir, stage, token, max_bytes)
         _write_card(stage, cfg, repo_id, datasets)
+        _check_staged(stage, max_bytes)  # the card, completed
         api = HfApi()
         call = dict(error=HubError, what=what, token=token, write=True)
         url = hub_call(lambda: api.create_repo(repo_id, token=token, private=private, exist_ok=True), **call)
@@ -359,8 +385,8 @@ def push_to_hub(
                 folder_path=stage,
                 token=token,
                 commit_message=commit_message or f"Upload GAN Lab model ({cfg.image_size}px, z {cfg.z_dim})",
-                allow_patterns=[*MODEL_FILES, ONNX_FILE],
-                delete_patterns=[*MODEL_FILES, ONNX_FILE],  # an old model.onnx never outlives its weights
+                allow_patterns=list(PUSH_FILES),
+                delete_patterns=list(PUSH_FILES),  # an old model.onnx never outlives its weights
             ),
             **call,
         )

@@ -1,7 +1,8 @@
 """Talking to the Hugging Face Hub: errors, repo ids, tokens, listings and pinned downloads.
 
-Everything here goes through huggingface_hub (`HfApi`, `snapshot_download`, `hf_hub_download`),
-imported on use. Used by `gan.hub` (models) and `gan.hubdata` (datasets).
+Everything here goes through huggingface_hub (`HfApi`, `hf_hub_download`), imported on use.
+Downloads are exact: the files a caller picked from the Hub's listing, by name, never by pattern.
+Used by `gan.hub` (models) and `gan.hubdata` (datasets).
 
 Tokens: `token=None` lets huggingface_hub find one by itself (`HF_TOKEN`, then the stored login);
 `token=False` sends none (anonymous: public repos only, whatever the environment holds); a string
@@ -12,14 +13,15 @@ raised outside the handler of the library's exception, so no traceback carries t
 
 from __future__ import annotations
 
-import glob
 import os
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .config import ConfigError
 from .data import DataError
+from .fileio import atomic_write_text
 from .modelfolder import ModelLoadError, repo_id_problem, short
 
 Token = str | bool | None
@@ -169,6 +171,11 @@ def hub_call(
     raise error(_scrub(msg, token))
 
 
+def is_hidden(path: str) -> bool:
+    """A repo path never downloaded: a hidden part ('.git…', '.cache/…', '._x') or inside __MACOSX/."""
+    return any(p.startswith(".") or p == "__MACOSX" for p in PurePosixPath(path).parts)
+
+
 def snapshot(
     repo_id: str,
     *,
@@ -178,16 +185,19 @@ def snapshot(
     select: Callable[[Listing, Fetch], list[str]],
     error: type[Exception],
 ) -> Path:
-    """Download the files that `select` picks from the repo's listing, pinned to one commit.
+    """Download exactly the files that `select` picks from the repo's listing, pinned to one commit.
 
-    `select(listing, fetch)` sees (path, size) pairs from the Hub API before anything is
-    downloaded, so it can refuse a repo (no safetensors, only pickles, too many or too large
-    files); `fetch(name)` downloads one small file of the same commit when the decision needs its
-    content (a model's config.json says how large its weights may be). When the Hub cannot be
-    reached, the cached snapshot of `revision` (default: main) is used instead, checked by the
-    same `select`.
+    The listing is the Hub API's recursive tree of the resolved commit, (path, size) pairs without
+    hidden entries (a path part starting with '.') and `__MACOSX/`, which are never downloaded.
+    `select(listing, fetch)` sees it before anything is downloaded, so it can refuse a repo (no
+    safetensors, only pickles, too many or too large files); `fetch(name)` downloads one small
+    file of the same commit when the decision needs its content (a model's config.json says how
+    large its weights may be). Then each picked file, and nothing else, is downloaded by name
+    (`hf_hub_download` at the commit's sha). When the Hub cannot be reached, the cached snapshot
+    of `revision` (default: main) is used instead, checked by the same `select`.
     """
-    from huggingface_hub import HfApi, hf_hub_download, snapshot_download
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.hf_api import RepoFile
 
     what = f"{'dataset repo' if repo_type == 'dataset' else 'Hub repo'} {repo_id}"
     call = dict(error=error, what=what, token=token, revision=revision)
@@ -202,47 +212,70 @@ def snapshot(
         _check_local(local, select)
         return local
 
+    api = HfApi()
     info = hub_call(
-        lambda: HfApi().repo_info(repo_id, repo_type=repo_type, revision=revision, token=token, files_metadata=True),
+        lambda: api.repo_info(repo_id, repo_type=repo_type, revision=revision, token=token),
         offline=from_cache,
         **call,
     )
     if isinstance(info, Path):  # served from the cache
         return info
+    sha = info.sha
+
+    def tree() -> Listing:
+        entries = api.list_repo_tree(repo_id, repo_type=repo_type, revision=sha, token=token, recursive=True)
+        return [(e.path, e.size) for e in entries if isinstance(e, RepoFile) and not is_hidden(e.path)]
+
+    listing: Listing = hub_call(tree, **call)
 
     def fetch(name: str) -> Path:
         return Path(
-            hub_call(
-                lambda: hf_hub_download(repo_id, name, repo_type=repo_type, revision=info.sha, token=token),
-                **call,
-            )
+            hub_call(lambda: hf_hub_download(repo_id, name, repo_type=repo_type, revision=sha, token=token), **call)
         )
 
-    files = select([(s.rfilename, s.size) for s in info.siblings or []], fetch)
-    # exact names; for many files, their suffixes (fnmatch over files x patterns would crawl)
-    patterns = [glob.escape(f) for f in files] if len(files) <= 64 else sorted({f"*{Path(f).suffix}" for f in files})
-    # By the asked revision, not info.sha: then the cache records the branch (refs/main) and
-    # serves it offline later. Should the branch move in between, the check below sees it.
-    local = Path(
-        hub_call(
-            lambda: snapshot_download(
-                repo_id,
-                repo_type=repo_type,
-                revision=revision,
-                token=token,
-                allow_patterns=patterns,
-            ),
-            **call,
-        )
-    )
-    if local.name != info.sha:  # the branch moved between the listing and the download
-        _check_local(local, select)
+    files = select(listing, fetch)
+    if not files:
+        raise error(f"{what}: nothing to download")
+    sizes = dict(listing)
+    for name in files:
+        if name not in sizes:  # a hidden or unlisted name: the selector's mistake, never downloaded
+            raise error(f"{what}: {name} is not among the files the Hub lists for download")
+        if sizes[name] is None:
+            raise error(f"{what}: the Hub did not report the size of {name}, so it is not downloaded")
+    local = _download_all(files, fetch)
+    _record_ref(local, revision or "main", sha)  # the cache then serves this revision offline
     return local
+
+
+def _download_all(files: list[str], fetch: Fetch, workers: int = 8) -> Path:
+    """Each file by name (a few at a time); the local snapshot folder that holds them."""
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(files)))) as pool:
+        futures = [pool.submit(fetch, name) for name in files]
+        try:
+            paths = [f.result() for f in futures]
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+    return paths[0].parents[len(PurePosixPath(files[0]).parts) - 1]
+
+
+def _record_ref(local: Path, revision: str, sha: str) -> None:
+    """Point the cache's refs/<revision> at `sha` (what snapshot_download does), so that a later
+    offline load of the branch or tag finds this snapshot."""
+    parts = PurePosixPath(revision).parts
+    if revision == sha or local.parent.name != "snapshots" or not parts or parts[0] == "/" or ".." in parts:
+        return  # a sha needs no ref; a name that would climb out of refs/ is never written
+    try:
+        atomic_write_text(local.parent.parent / "refs" / revision, sha)
+    except OSError:  # a read-only cache (e.g. a Space's preloaded one) still serves by sha
+        pass
 
 
 def _check_local(local: Path, select: Callable[[Listing, Fetch], list[str]]) -> None:
     got = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
-    select([(f, os.path.getsize(local / f)) for f in got], lambda name: local / name)
+    listing = [(f, os.path.getsize(local / f)) for f in got if not is_hidden(f)]
+    select(listing, lambda name: local / name)
 
 
 def cached_snapshot(repo_id: str, repo_type: str, revision: str | None) -> Path | None:
@@ -262,3 +295,20 @@ def cached_snapshot(repo_id: str, repo_type: str, revision: str | None) -> Path 
                 if rev in r.refs or (len(rev) >= 7 and r.commit_hash.startswith(rev)):
                     return Path(r.snapshot_path)
     return None
+
+
+def delete_lru(cache: Any, repos: list, max_bytes: int, *, keep: Iterable[str], last_used: Callable) -> list[str]:
+    """Delete whole cached repos of `repos` (from huggingface_hub's scan_cache_dir), least recently
+    used first, until they take at most `max_bytes`; ids in `keep` stay. Returns the ids deleted."""
+    total = sum(r.size_on_disk for r in repos)
+    kept = set(keep)
+    deleted: list[str] = []
+    for repo in sorted(repos, key=last_used):
+        if total <= max_bytes:
+            break
+        if repo.repo_id in kept:
+            continue
+        cache.delete_revisions(*(r.commit_hash for r in repo.revisions)).execute()
+        total -= repo.size_on_disk
+        deleted.append(repo.repo_id)
+    return deleted

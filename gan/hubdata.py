@@ -1,19 +1,22 @@
 """Hub dataset repos as training data: image files in any folder layout, or parquet files with an
 image column. Reached through `gan.load_images("hf://datasets/user/name[@revision]", ...)` or
-`load_hub_dataset` directly. Files are listed and checked against the limits before any download.
+`load_hub_dataset` directly. Files are listed and checked against the limits before any download,
+and only the files read are downloaded. `prune_dataset_cache` bounds the disk the downloads take.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .data import HF_DATASET_PREFIX, DataError, DatasetReport, ImageData, Limits, _decode_all, _is_system
-from .hubclient import Fetch, HubError, Listing, Token, check_repo_id, clean_token, snapshot
+from .hubclient import Fetch, HubError, Listing, Token, check_repo_id, clean_token, delete_lru, is_hidden, snapshot
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+DATASET_MARK = "gan-lab-dataset"  # in a cached dataset repo's folder: GAN Lab read it; its mtime: the last time
 
 
 def _parse_dataset_id(s: str) -> tuple[str, str | None]:
@@ -113,6 +116,7 @@ def load_hub_dataset(
     revision: str | None = None,
     token: Token = None,
     limits: Limits | None = None,
+    cache_max_bytes: int | None = None,
 ) -> ImageData:
     """Training images from a Hub dataset repo: image files in any folder layout, or parquet files
     with an image column (the `datasets` Image feature, or plain bytes).
@@ -122,7 +126,8 @@ def load_hub_dataset(
     against `limits` before anything is downloaded; files are cached by huggingface_hub, and
     undecodable images are skipped and counted in the report. Access problems raise HubError,
     data problems DataError (both ValueError). Parquet needs pyarrow. `token`: None = huggingface_hub's
-    default (HF_TOKEN, the stored login), False = anonymous, or a token string.
+    default (HF_TOKEN, the stored login), False = anonymous, or a token string. `cache_max_bytes`:
+    after the download, `prune_dataset_cache(cache_max_bytes, keep=[this repo])` (None: no pruning).
     """
     rid, rev_in_id = _parse_dataset_id(repo_id) if isinstance(repo_id, str) else (repo_id, None)
     rid = check_repo_id(rid)
@@ -132,7 +137,7 @@ def load_hub_dataset(
     chosen: dict[str, Any] = {}
 
     def select(files: Listing, fetch: Fetch) -> list[str]:
-        files = [(f, s) for f, s in files if not _is_system(f)]
+        files = [(f, s) for f, s in files if not (_is_system(f) or is_hidden(f))]  # never data, never counted
         images = [(f, s) for f, s in files if f.lower().endswith(IMAGE_SUFFIXES)]
         parquet = [(f, s) for f, s in files if f.lower().endswith(".parquet")]
         if not images and not parquet:
@@ -145,6 +150,9 @@ def load_hub_dataset(
         group = parquet if use_parquet else images
         if len(group) > limits.max_files:
             raise DataError(f"dataset repo {rid} has {len(group):,} files; the limit is {limits.max_files:,}")
+        unknown = [f for f, s in group if s is None]
+        if unknown:
+            raise DataError(f"dataset repo {rid}: the Hub did not report the size of {unknown[0]}; not downloading")
         total = sum(s or 0 for _, s in group)
         if total > limits.max_total_bytes:
             raise DataError(
@@ -163,6 +171,9 @@ def load_hub_dataset(
         return chosen["names"]
 
     local = snapshot(rid, repo_type="dataset", revision=revision, token=token, select=select, error=HubError)
+    _mark_used(local)
+    if cache_max_bytes is not None:
+        prune_dataset_cache(cache_max_bytes, keep=[rid])
     report = DatasetReport(f"{HF_DATASET_PREFIX}{rid}" + (f"@{revision}" if revision else ""))
     if chosen["parquet"]:
         entries = (e for n in chosen["names"] for e in _parquet_entries(local / n, n, report))
@@ -170,3 +181,44 @@ def load_hub_dataset(
         entries = ((n, (local / n).read_bytes()) for n in chosen["names"])
     return _decode_all(_capped(entries, limits.max_total_bytes, f"dataset repo {rid}"), image_size, channels,
                        limits, report)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# the disk taken by Hub datasets
+
+
+def _mark_used(local: Path) -> None:
+    """Mark the cached repo of snapshot folder `local` as GAN Lab's, last used now."""
+    if local.parent.name != "snapshots":
+        return
+    try:
+        (local.parent.parent / DATASET_MARK).touch()
+    except OSError:  # a read-only cache: nothing to prune there either
+        pass
+
+
+def prune_dataset_cache(max_bytes: int, *, keep: Iterable[str] = ()) -> list[str]:
+    """Bound the disk taken by Hub datasets GAN Lab downloaded into the huggingface_hub cache.
+
+    Deletes whole cached dataset repos, least recently used first (the last time GAN Lab read one,
+    or the newest access time of its files), until they take at most `max_bytes`. Only dataset
+    repos GAN Lab has read (marked by `load_hub_dataset`) are counted or touched; repo ids in
+    `keep` (e.g. the one just loaded) are never deleted. Returns the repo ids deleted, oldest first.
+    """
+    from huggingface_hub import constants, scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        cache = scan_cache_dir(constants.HF_HUB_CACHE)
+    except (CacheNotFound, OSError):
+        return []
+
+    def last_used(repo) -> float:
+        try:
+            marked = os.stat(repo.repo_path / DATASET_MARK).st_mtime
+        except OSError:
+            marked = 0.0
+        return max(marked, repo.last_accessed)
+
+    ours = [r for r in cache.repos if r.repo_type == "dataset" and (r.repo_path / DATASET_MARK).is_file()]
+    return delete_lru(cache, ours, max_bytes, keep=keep, last_used=last_used)

@@ -269,9 +269,15 @@ def _train(req: TrainRequest, stop: threading.Event, out) -> None:
     elif train_cfg.threads == 0:
         governor = ThreadGovernor(default_threads())
     on_step = None if governor is None else governor.step
+    orphan = False  # the parent is gone: the run still ends properly (checkpoint, model folder)
     for ev in gan.fit(req.model_cfg, train_cfg, data, out_dir=req.run_dir, resume=req.resume, stop=stop,
                       on_step=on_step):  # fmt: skip
-        write_message(out, ev)
+        if not orphan:
+            try:
+                write_message(out, ev)
+            except OSError:  # BrokenPipeError: nobody reads any more
+                orphan = True
+                stop.set()
 
 
 def _decode(req: DecodeRequest, out) -> None:

@@ -42,7 +42,9 @@ For a subprocess (e.g. `python -m gan push`), pass `env=hub.client_env(home, tok
 there `HF_ENDPOINT` is set before the child imports huggingface_hub, which is all it needs.
 
 Tokens are never logged: request logging is silenced, and `hub.requests` keeps only
-(method, path, status).
+(method, path, status). What left the server is counted: `hub.bytes_served` (every response
+body), `hub.served` / `hub.content_bytes(repo_id)` / `hub.served_paths(repo_id)` (file content of
+downloads), so a test can check that a client fetched nothing beyond what it needed.
 """
 
 from __future__ import annotations
@@ -198,6 +200,8 @@ class HubServer:
         self.url = ""
         self.repos: dict[tuple[str, str], Repo] = {}
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status); never headers
+        self.bytes_served = 0  # bytes of every response body sent (JSON and file content)
+        self.served: list[tuple[str, str, str, int]] = []  # file content sent: (repo type, repo id, path, bytes)
         self.unhandled: list[str] = []  # "METHOD /path" the server has no route for
         self.errors: list[str] = []  # tracebacks of server-side bugs (answered with 500)
         self.lock = threading.RLock()
@@ -362,6 +366,20 @@ class HubServer:
             blobs = {p: c.encode() if isinstance(c, str) else bytes(c) for p, c in files.items()}
             return self.commit(repo, revision, blobs, delete, message).oid
 
+    def content_bytes(self, repo_id: str | None = None, repo_type: str | None = None) -> int:
+        """Bytes of file content served by downloads (GET .../resolve/...), of one repo or all."""
+        with self.lock:
+            return sum(
+                n
+                for t, rid, _, n in self.served
+                if (repo_id is None or rid == repo_id) and (repo_type is None or t == repo_type)
+            )
+
+    def served_paths(self, repo_id: str | None = None) -> list[str]:
+        """The repo paths whose content was served (in order, repeated when served again)."""
+        with self.lock:
+            return [p for _, rid, p, _ in self.served if repo_id is None or rid == repo_id]
+
     def repo(self, repo_id: str, repo_type: str = "model") -> Repo:
         return self.repos[(repo_type, repo_id)]
 
@@ -487,6 +505,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.status = status
         with self.hub.lock:  # recorded before the answer leaves, so a client never outruns it
             self.hub.requests.append((self.command, urlsplit(self.path).path, status))
+            if self.command != "HEAD":
+                self.hub.bytes_served += len(body)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -846,6 +866,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _HTTPError(416, "Range not satisfiable", headers={"Content-Range": f"bytes */{len(data)}"})
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
             data, status = data[start : end + 1], 206
+        if self.command == "GET":
+            with self.hub.lock:
+                self.hub.served.append((repo_type, repo_id, path, len(data)))
         self._send(status, data, headers, content_type="application/octet-stream")
 
     # ---- writing ------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from hubserver import HubServer
 pytest.importorskip("gradio")
 from gan.ui import Settings, build_app  # noqa: E402
 from gan.ui import endpoints as ep  # noqa: E402
-from gan.ui.common import AppError, Busy  # noqa: E402
+from gan.ui.common import AppError, Busy, md_text  # noqa: E402
 from gan.ui.hub_panel import token_note  # noqa: E402
 from gan.ui.jobs import Job, JobRunner  # noqa: E402
 from gan.ui.lab import Lab  # noqa: E402
@@ -337,7 +337,7 @@ def test_upload_zip_and_loose_files_with_a_broken_one(lab, tmp_path):
             zf.writestr(f"pics/{i}.png", buf.getvalue())
         zf.writestr("pics/broken.png", b"not a png")
     msg = ep.train(lab, **{**TINY_TRAIN, "source": "upload"}, files=[str(zpath)], steps=2)
-    assert "6 images used from pics.zip; 1 files skipped" in msg
+    assert md_text("6 images used from pics.zip; 1 files skipped") in msg  # visitor text, escaped
     state = wait_for(lab, lambda s: s["status"] == "finished")
     assert state["step"] == 2
     saved = lab.runner.job.run_dir / "data.safetensors"  # the decoded uploads, for Resume
@@ -364,7 +364,7 @@ def test_train_on_a_hub_dataset(hub_lab):
         files[f"train/{i}.png"] = buf.getvalue()
     hub.add_files("alice/squares", files, repo_type="dataset")
     msg = ep.train(lab, **{**TINY_TRAIN, "source": "hub"}, folder="alice/squares", steps=2)
-    assert "5 images used from hf://datasets/alice/squares" in msg
+    assert md_text("5 images used from hf://datasets/alice/squares") in msg
     state = wait_for(lab, lambda s: s["status"] == "finished")
     assert state["step"] == 2 and state["data"].startswith("5 images used from hf://datasets/alice/squares")
 

@@ -5,7 +5,11 @@ With no internet: the pinned CDN URL of onnxruntime-web is routed to the npm fil
 direction sliders and the Explore tab's direction sliders redraw the canvas in the browser, with no
 request to the server for the move, and the pixels match the server's render of the same z. With the
 runtime URL blocked, the same moves go to the server endpoints (`interpolate`, `explore`) and the
-server image updates.
+server image updates. With no GAN_ORT_URL, the app serves the npm files itself: the same moves
+render in the browser with the CDN unreachable.
+
+Without node_modules/onnxruntime-web (`npm ci`), weights/cats64 or /usr/bin/chromium the whole module
+is skipped, saying which (`pytest -rs` shows it); under CI=true that is a failure.
 """
 
 from __future__ import annotations
@@ -33,34 +37,60 @@ pytestmark = [
 ]
 
 
-def need(ok: bool, why: str) -> None:
-    if not ok:
-        (pytest.fail if IN_CI else pytest.skip)(why)
+MISSING = [
+    why
+    for ok, why in (
+        (ORT_DIST.is_dir(), "node_modules/onnxruntime-web is missing: run `npm ci` in the repo root"),
+        ((WEIGHTS / "cats64" / "model.safetensors").exists(), "weights/cats64 is missing"),
+        (Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium"),
+    )
+    if not ok
+]
+if MISSING and not IN_CI:  # said once for the module, in pytest's summary (-rs), rather than per test
+    pytest.skip("the in-browser generator's browser tests: " + "; ".join(MISSING), allow_module_level=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def complete():
+    """Under CI a missing piece fails each test here (the other modules still run)."""
+    if MISSING:
+        pytest.fail("the in-browser generator cannot be tested: " + "; ".join(MISSING), pytrace=False)
 
 
 @pytest.fixture(scope="module")
 def ort_site():
-    need(ORT_DIST.is_dir(), "node_modules/onnxruntime-web is missing: run `npm ci` in the repo root")
     server = serve_ort()  # the benchmark's: the npm files, answered as the CDN answers (CORS)
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    need((WEIGHTS / "cats64" / "model.safetensors").exists(), "weights/cats64 is missing")
-    need(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: apt-get install chromium")
+def launch(tmp_path_factory, **settings):
     from gan.ui import Settings, build_app, launch_options
 
     os.environ.setdefault("GAN_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    settings = Settings(weights_dir=WEIGHTS, runs_dir=tmp_path_factory.mktemp("runs"), train_threads=1)
+    settings = Settings(weights_dir=WEIGHTS, runs_dir=tmp_path_factory.mktemp("runs"), train_threads=1, **settings)
     demo = build_app(settings)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True, **launch_options())
-    yield demo, f"http://127.0.0.1:{port}/"
+    return demo, f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """The app as on a Space without the npm files: the runtime from the pinned CDN (GAN_ORT_URL=cdn)."""
+    demo, url = launch(tmp_path_factory, ort_base="cdn")
+    yield demo, url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def local_app(tmp_path_factory):
+    """The app with no GAN_ORT_URL, next to node_modules: it serves the runtime itself."""
+    demo, url = launch(tmp_path_factory)
+    yield demo, url
     demo.close()
 
 
@@ -113,6 +143,23 @@ def server_calls(page, since: int) -> list[str]:
     return [u for u in page.requests[since:] if "/gradio_api/" in u and "/file=" not in u]
 
 
+def move_explore_slider(page, d: int, key: str, presses: int, want: float) -> dict:
+    """Open Explore, wait for the in-browser view, press `key` on direction slider `d` until its amount
+    is `want`; no request may reach the server. Returns the view's state."""
+    page.get_by_role("tab", name="Explore").click()
+    wait_mode(page, "explore-view", "browser")
+    page.wait_for_function("document.querySelector('#explore-view [data-gan-mode]').dataset.ganRendered")
+    n = len(page.requests)
+    press(page, f"#explore-d{d}", key, presses)
+    page.wait_for_function(
+        f"Math.abs(document.querySelector('#explore-view [data-gan-mode]').ganView.last?.params?.amounts[{d - 1}]"
+        f" - ({want})) < 1e-9"
+    )
+    page.wait_for_timeout(300)
+    assert server_calls(page, n) == [], "a slider move reached the server"
+    return view_state(page, "explore-view")
+
+
 def test_sliders_render_in_the_browser_without_server_calls(browser, app, ort_site):
     from gan.ui import endpoints as ep
 
@@ -148,18 +195,7 @@ def test_sliders_render_in_the_browser_without_server_calls(browser, app, ort_si
         assert ref.std() > 10
 
         # Explore: direction 2 of seed 0
-        page.get_by_role("tab", name="Explore").click()
-        wait_mode(page, "explore-view", "browser")
-        page.wait_for_function("document.querySelector('#explore-view [data-gan-mode]').dataset.ganRendered")
-        n = len(page.requests)
-        press(page, "#explore-d2", "ArrowLeft", 7)
-        page.wait_for_function(
-            "Math.abs(document.querySelector('#explore-view [data-gan-mode]').ganView.last?.params?.amounts[1] + 0.7)"
-            " < 1e-9"
-        )
-        page.wait_for_timeout(300)
-        assert server_calls(page, n) == [], "a slider move reached the server"
-        st = view_state(page, "explore-view")
+        st = move_explore_slider(page, 2, "ArrowLeft", 7, -0.7)
         assert st["ganRendered"] == "browser" and st["where"].startswith("in your browser"), st
         p = st["params"]
         ref = ep.explore(lab, "cats64", 0, *p["amounts"], p["truncation"]).astype(float)
@@ -207,5 +243,30 @@ def test_without_the_runtime_the_same_moves_use_the_server(browser, app, ort_sit
             )
             assert page.locator(image).is_visible()
             assert any("/queue/join" in u for u in server_calls(page, n)), f"{api}: no server call"
+    finally:
+        page.close()
+
+
+def test_the_app_serves_the_runtime_itself_when_the_cdn_is_unreachable(browser, local_app):
+    from gan.ui import browser_view
+
+    demo, url = local_app
+    base = browser_view.runtime_base(demo.lab.settings)
+    assert base == f"gradio_api/file={ORT_DIST.resolve()}/"
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(180_000)
+    page.requests = []
+    page.on("request", lambda r: page.requests.append(r.url))
+    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(url) else r.abort("internetdisconnected"))
+    page.route("**/cdn.jsdelivr.net/**", lambda r: r.abort("internetdisconnected"))  # the CDN: unreachable
+    page.goto(url)
+    try:
+        st = move_explore_slider(page, 1, "ArrowRight", 4, 0.4)
+        assert st["ganRendered"] == "browser" and re.fullmatch(r"in your browser, [\d.]+ ms", st["where"]), st
+        assert page.locator("#explore-view small[data-gan-where]").inner_text().startswith("in your browser")
+        runtime = [u for u in page.requests if "onnxruntime-web/dist/" in u]
+        assert {u.rsplit("/", 1)[1] for u in runtime} == {"ort.wasm.bundle.min.mjs", "ort-wasm-simd-threaded.wasm"}
+        assert all(u.startswith(url + "gradio_api/file=") for u in runtime), runtime  # from the app itself
+        assert not [u for u in page.requests if "cdn.jsdelivr.net" in u], "the page asked the CDN"
     finally:
         page.close()

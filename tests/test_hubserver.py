@@ -255,6 +255,21 @@ def test_dataset_repo_upload_and_download(hub, tmp_path):
     assert Path(one).read_bytes() == (images / "001.png").read_bytes()
 
 
+def test_bytes_served_are_counted(hub):
+    hub.add_files("alice/counted", {"a.png": b"a" * 1000, "big/b.png": b"b" * 5000}, repo_type="dataset")
+    assert hub.content_bytes() == 0 and hub.served == []
+    before = hub.bytes_served
+    HfApi().dataset_info("alice/counted", files_metadata=True)  # JSON only: no file content
+    assert hub.content_bytes() == 0 and hub.bytes_served > before
+    assert Path(hf_hub_download("alice/counted", "a.png", repo_type="dataset")).read_bytes() == b"a" * 1000
+    assert hub.content_bytes("alice/counted") == 1000 and hub.served_paths() == ["a.png"]
+    hf_hub_download("alice/counted", "a.png", repo_type="dataset")  # cached: HEAD only, no content
+    assert hub.content_bytes("alice/counted", "dataset") == 1000 and hub.content_bytes("alice/other") == 0
+    snapshot_download("alice/counted", repo_type="dataset")
+    assert sorted(hub.served_paths("alice/counted")) == [".gitattributes", "a.png", "big/b.png"]  # threads: any order
+    assert hub.content_bytes() == 6000 + len(GITATTRIBUTES)
+
+
 def test_seeded_repo_and_module_level_functions(hub, tmp_path):
     sha = hub.add_files("bob/pickle-only", {"pytorch_model.bin": b"\x80\x04pickle"})
     assert huggingface_hub.list_repo_files("bob/pickle-only") == [

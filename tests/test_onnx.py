@@ -237,6 +237,36 @@ def test_pinned_runtime_and_sri_hashes_match_the_npm_files():
         assert sri[key] == f"sha384-{digest}", f"ORT_INTEGRITY.{key} does not match {name}"
 
 
+def test_the_app_serves_the_npm_runtime_when_it_is_the_pinned_one(tmp_path):
+    """No GAN_ORT_URL: the app serves node_modules' two pinned files itself (only when they match the SRI
+    hashes); GAN_ORT_URL=cdn, a URL or a folder still decide; an altered copy is not used (the CDN is)."""
+    from gan.ui import browser_view as bv
+    from gan.ui.settings import Settings
+
+    assert {k: v[0] for k, v in bv.pinned_runtime().items()} == dict(
+        re.findall(r'(\w+): "([^"]+)"', _js_constant("ORT_FILES"))
+    )
+    assert bv.runtime_base(Settings(ort_base="cdn")) is None
+    assert bv.runtime_base(Settings(ort_base="https://example.org/ort")) == "https://example.org/ort/"
+    assert bv.runtime_base(Settings(ort_base=str(tmp_path))) == f"gradio_api/file={tmp_path.resolve()}/"
+    assert bv.local_ort_dir([tmp_path / "nothing"]) is None
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    need(ORT_DIST.is_dir(), "node_modules/onnxruntime-web is missing: run `npm ci` in the repo root")
+    for name, _ in bv.pinned_runtime().values():
+        shutil.copy(ORT_DIST / name, copy / name)
+    assert bv.local_ort_dir([tmp_path / "nothing", copy]) == copy.resolve()
+    with open(copy / "ort.wasm.bundle.min.mjs", "a") as f:
+        f.write("// changed\n")
+    assert bv.local_ort_dir([copy]) is None  # not the pinned files: the page would refuse them
+    default = Settings()
+    assert bv.local_ort_dir() == ORT_DIST.resolve()
+    assert bv.runtime_base(default) == f"gradio_api/file={ORT_DIST.resolve()}/"
+    served = bv.static_paths(default)
+    assert {p.name for p in served if p.parent == ORT_DIST.resolve()} == {n for n, _ in bv.pinned_runtime().values()}
+    assert ORT_DIST.resolve() not in served  # just the two files, not the whole package
+
+
 NODE_SCRIPT = """
 import * as g from "%s";
 let text = "";

@@ -251,3 +251,69 @@ def test_r1_penalty_changes_d_and_stays_finite(tmp_path, shapes):
     assert a[0][:2] == b[0][:2]  # the first D loss is reported without the penalty ...
     assert a[0][2] != b[0][2] and a[1] != b[1]  # ... which changed D's update (and so G's loss)
     assert np.isfinite(b).all()
+
+
+# ---- Stop within a long step; a full disk (issue 31) ----
+
+
+def test_stop_in_the_middle_of_a_long_step_keeps_the_last_finished_step(tmp_path, shapes, monkeypatch):
+    """With steps that take seconds, Stop ends the step under way at its next layer and rolls it back:
+    the checkpoint equals, tensor for tensor, that of a run that finished at the step before."""
+    import gan.train as gt
+
+    monkeypatch.setattr(gt, "INTERRUPT_AFTER_S", 0.0)  # every step counts as long: armed after the first
+    cfg = tiny_train(steps=6, checkpoint_every=0)
+    ref = list(fit(TINY, cfg.replace(steps=2), shapes, out_dir=tmp_path / "ref"))
+    assert ref[-1].step == 2
+    stop, calls = threading.Event(), {"n": 0}
+
+    def stop_in_g_step(module, args):  # D runs 3 times a step (real, fake, then in G's update): the 3rd
+        calls["n"] += 1  # of step 3 is after D's optimizer has stepped, before G's
+        if calls["n"] == 3 * 2 + 3:
+            stop.set()
+
+    from gan.models import Discriminator
+
+    orig_init = Discriminator.__init__
+
+    def init(self, *a, **k):
+        orig_init(self, *a, **k)
+        self.register_forward_pre_hook(stop_in_g_step)
+
+    monkeypatch.setattr(Discriminator, "__init__", init)
+    evs = list(fit(TINY, cfg, shapes, out_dir=tmp_path / "run", stop=stop))
+    assert calls["n"] == 9 and evs[-1].reason == "stopped" and evs[-1].step == 2, evs[-1]
+    (m1, a), (m2, b) = load_checkpoint(tmp_path / "ref"), load_checkpoint(tmp_path / "run")
+    assert m1["step"] == m2["step"] == 2 and m1["optD"] == m2["optD"]
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert different == [], different
+    rest = losses(fit(None, cfg, shapes, out_dir=tmp_path / "run", resume=tmp_path / "run"))
+    full = losses(fit(TINY, cfg, shapes, out_dir=tmp_path / "full"))
+    assert rest == full[2:]  # and it resumes exactly
+
+
+def test_a_full_disk_keeps_the_previous_checkpoint(tmp_path, shapes, monkeypatch):
+    import errno
+
+    import gan.train as gt
+
+    cfg = tiny_train(steps=6, checkpoint_every=2)
+    real_save = gt.save_file
+    calls = {"n": 0}
+
+    def save_file(tensors, path, metadata=None):
+        calls["n"] += 1
+        if calls["n"] == 3:  # step 0 and step 2 are written; step 4's write fills the disk halfway
+            with open(path, "wb") as f:
+                f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(tensors, path, metadata=metadata)
+
+    monkeypatch.setattr(gt, "save_file", save_file)
+    with pytest.raises(
+        CheckpointError, match=r"checkpoint of step 4 .*No space left on device.*previous checkpoint is kept"
+    ):
+        list(fit(TINY, cfg, shapes, out_dir=tmp_path))
+    assert load_checkpoint(tmp_path)[0]["step"] == 2  # intact, and loadable
+    assert not list(tmp_path.glob("*.tmp*")), "the half-written file is removed"

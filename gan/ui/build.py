@@ -7,6 +7,8 @@ refresh chain that redraws every tab after a model change or a page load (`VIEWS
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
 from gan.device import choose_precision, resolve_device
@@ -61,7 +63,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     environment's). The Blocks carries the Lab as `demo.lab` (tests, the launcher's shutdown)."""
     settings = settings or Settings.from_env()
     lighten_queue_analytics()
-    lab = Lab(settings, warn=gr.Warning)
+    lab = Lab(settings, warn=lambda text: gr.Warning(html.escape(text, quote=False)))  # toasts render HTML
     has_model = lab.models.default() is not None
     auto = auto_precision_reason()
     gr.set_static_paths(browser_view.static_paths(settings))  # the in-browser generator's JS and ONNX files

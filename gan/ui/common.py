@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import shutil
+import string
 import tempfile
 import time
 import uuid
@@ -85,6 +86,30 @@ def scrub(text: str, secret: str | None) -> str:
         if len(s) >= 4:
             text = text.replace(s, "***")
     return text
+
+
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
+_MD_TABLE = {ord(c): _MD_ENTITIES.get(c, "\\" + c) for c in string.punctuation}
+_BIDI = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F], "\ufffd")
+
+
+def md_plain(s: Any) -> str:
+    """A name that is plain already (letters, digits and . _ - / : as in repo ids, run names and http
+    URLs) as it is; anything else through md_text."""
+    text = str(s)
+    return text if re.fullmatch(r"[\w.\-/:]+", text, re.ASCII) else md_text(text)
+
+
+def md_text(s: Any) -> str:
+    """Text a visitor supplied (file and zip names, repo and dataset ids, messages that echo them),
+    ready to put into Markdown that Gradio renders (gr.Markdown, a status line): it shows as literal
+    text. &<>"' become HTML entities; every other ASCII punctuation mark is backslash-escaped
+    (CommonMark allows it before any of them: no emphasis, link, image, code, heading, list, table,
+    strikethrough, $$ math or http:// / www. / e-mail autolink can start); line breaks and other
+    control characters become one space (no new block); bidi overrides become U+FFFD. Not for
+    code spans (`...`): there the escapes would show."""
+    text = re.sub(r"[\x00-\x20\x7f-\x9f\u2028\u2029]+", " ", str(s if s is not None else ""))
+    return text.translate(_BIDI).translate(_MD_TABLE)
 
 
 def slug(s: str, n: int = 24) -> str:

@@ -10,6 +10,7 @@ with a message meant for the user.
 from __future__ import annotations
 
 import math
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,10 +25,21 @@ from gan.cost import machine_cost
 from gan.device import choose_precision, resolve_device
 from gan.hub import check_repo_id, is_repo_id
 from gan.recipes import APP_RUN, auto_metric_every, get_recipe, schedule
-from gan.train import CKPT_NAME, checkpoint_info
 
-from .common import MAX_SEED, AppError, Busy, clamp_int, fmt_duration, parse_seeds, scrub, slug, to_hwc
-from .jobs import Waiting, history
+from .common import (
+    MAX_SEED,
+    AppError,
+    Busy,
+    clamp_int,
+    fmt_duration,
+    md_plain,
+    md_text,
+    parse_seeds,
+    scrub,
+    slug,
+    to_hwc,
+)
+from .jobs import MIN_RESUME_MINUTES, Waiting, history
 from .lab import Lab
 from .models import RUN_PREFIX
 from .ownership import check_control
@@ -243,7 +255,9 @@ def hub_load(lab: Lab, repo_id: str) -> str:
     lab.models.add_hub(rid)
     c = G.config
     commit = f" at commit `{G.commit[:8]}`" if getattr(G, "commit", None) else ""
-    return f"Loaded **{rid}**{commit}: {c.image_size}×{c.image_size}, z {c.z_dim}. It is now the selected model."
+    return (
+        f"Loaded **{md_plain(rid)}**{commit}: {c.image_size}×{c.image_size}, z {c.z_dim}. It is now the selected model."
+    )
 
 
 def hub_push(lab: Lab, model: str | None, repo_id: str, token: str = "", private: bool = False) -> str:
@@ -259,7 +273,7 @@ def hub_push(lab: Lab, model: str | None, repo_id: str, token: str = "", private
                 "paste your own write token: on this Space an empty box does not push with the owner's "
                 "HF_TOKEN (the owner can allow that with GAN_ALLOW_OWNER_PUSH=1)"
             )
-        url = gan.push_to_hub(src, rid, token=tok, private=bool(private))
+        url = gan.push_to_hub(src, rid, token=tok, private=bool(private), max_bytes=lab.settings.max_model_bytes)
     except ValueError as e:  # AppError, HubError, ModelLoadError: messages for the user
         msg = str(e)
     except Exception as e:  # noqa: BLE001 - no traceback: its frames may hold the token; logged scrubbed
@@ -268,7 +282,8 @@ def hub_push(lab: Lab, model: str | None, repo_id: str, token: str = "", private
     if msg is not None:  # raised here, outside the handler: no exception context that holds the token
         raise AppError("Not pushed: " + scrub(msg, token))
     name = (model or "").removeprefix(RUN_PREFIX)
-    return f"Pushed **{name}** to [{url}]({url}) ({'private' if private else 'public'})."
+    link = f"[{url}]({url})" if re.fullmatch(r"https?://[\w.\-/:~%+]+", str(url), re.ASCII) else md_text(url)
+    return f"Pushed **{md_plain(name)}** to {link} ({'private' if private else 'public'})."
 
 
 # ---- Train ------------------------------------------------------------------------------------------
@@ -373,12 +388,12 @@ def train(
         when = f"in about {fmt_duration(wait)}" if wait is not None else "when the runs ahead of you end"
         return (
             f"Queued: the trainer is busy, and you are number {place} in line. Your run ({steps} steps on "
-            f"{data.report.n_ok:,} images{capped}) starts by itself {when}; keep this page open (leaving it "
+            f"{data.report.n_ok:,} images{capped}{fits}) starts by itself {when}; keep this page open (leaving it "
             "gives up your place)."
         )
     job = lab.runner.start(run_dir=lab.runner.new_run_dir(label, session), **args)
     return (
-        f"Started `{job.name}`: {steps} steps on {job.data_summary}{capped}{fits}. Watch it here (or poll the "
+        f"Started `{job.name}`: {steps} steps on {md_text(job.data_summary)}{capped}{fits}. Watch it here (or poll the "
         "`progress` endpoint)."
     )
 
@@ -455,14 +470,14 @@ def resume(lab: Lab, run: str, steps: int, key: str | None = None, session: str 
         raise AppError(f"Run {run} is already at step {done}; set Steps above that to continue it.")
     spec = DataSpec.from_dict(meta["data"])
     train_cfg = gan.TrainConfig.from_dict(meta["train_config"])
-    budget, capped = capped_minutes(lab, meta.get("form", {}).get("max_minutes", train_cfg.max_minutes))
-    left = budget - checkpoint_info(d / CKPT_NAME).get("elapsed_s", 0.0) / 60 if budget else 0.0
-    if budget and left < MIN_RESUME_MINUTES:
+    budget, left = lab.runner.time_limit(meta), lab.runner.minutes_left(d, meta)
+    if left is not None and left < MIN_RESUME_MINUTES:
         raise AppError(
             f"Run {run} has used its {budget:g}-minute time limit; a resumed run continues it rather than "
             "starting a new one. Start a new run instead (it can reuse the same data and settings)."
         )
-    train_cfg = train_cfg.replace(steps=steps, metric_every=auto_metric_every(steps), max_minutes=round(left, 3))
+    minutes = 0.0 if left is None else round(left, 3)
+    train_cfg = train_cfg.replace(steps=steps, metric_every=auto_metric_every(steps), max_minutes=minutes)
     rows, metrics = history(d, done)  # the plots continue where they were
     form = {**meta.get("form", {}), "steps": steps, "max_minutes": budget}
     if owner is not None:  # the run stays its starter's (their key still works); this session may stop it too
@@ -471,13 +486,8 @@ def resume(lab: Lab, run: str, steps: int, key: str | None = None, session: str 
         None, train_cfg, lab.data(spec, session), spec, d, resume=d, rows=rows, metrics=metrics, session=session,
         owner=owner, form=form,
     )  # fmt: skip
-    if budget:
-        capped = f" (its time limit: {budget:g} minutes in all, {left:.1f} left)"
+    capped = f" (its time limit: {budget:g} minutes in all, {left:.1f} left)" if left is not None else ""
     return f"Resuming `{job.name}` from step {done} up to {steps}{capped}."
-
-
-MIN_RESUME_MINUTES = 0.1
-"""A run with less of its time limit left than this is not resumed (it would stop at once)."""
 
 
 def stop(lab: Lab, key: str | None = None, session: str | None = None) -> str:

@@ -3,6 +3,7 @@ or push the picked one with a token that is used for that push only."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import gradio as gr
@@ -10,7 +11,7 @@ import gradio as gr
 from gan.hub import is_repo_id
 
 from . import endpoints as ep
-from .common import USER_ERRORS
+from .common import USER_ERRORS, md_text
 from .lab import Lab
 from .settings import Settings
 from .wiring import endpoint
@@ -81,7 +82,8 @@ def check_choice(lab: Lab, key: str | None) -> tuple[str | None, str | None]:
     try:
         msg = ep.hub_load(lab, key)
     except USER_ERRORS as e:
-        text = f"**Not loaded** `{key.strip()}`: {e}".replace("Not loaded: ", "")
+        why = md_text(str(e).removeprefix("Not loaded: "))
+        text = f"**Not loaded** `{key.strip()}`: {why}"  # the key passed is_repo_id: safe in a code span
         return text, text
     return None, msg
 
@@ -95,8 +97,8 @@ def create_event_handlers(ui: HubUI, lab: Lab, model: gr.Dropdown) -> None:
         try:
             msg = ep.hub_load(lab, repo_id)
         except USER_ERRORS as e:
-            gr.Warning(str(e))
-            return f"**{e}**", gr.skip()
+            gr.Warning(html.escape(str(e)))  # a toast renders HTML: the repo id is the visitor's
+            return f"**{md_text(e)}**", gr.skip()
         return msg, gr.Dropdown(choices=lab.models.choices(), value=repo_id.strip())  # the loaded model is picked
 
     ui.load.click(load, ui.repo, [ui.status, model], **private)
@@ -106,8 +108,8 @@ def create_event_handlers(ui: HubUI, lab: Lab, model: gr.Dropdown) -> None:
         try:
             msg = ep.hub_push(lab, current, repo_id, token, private_repo)
         except USER_ERRORS as e:
-            gr.Warning(str(e))
-            msg = f"**{e}**"
+            gr.Warning(html.escape(str(e)))
+            msg = f"**{md_text(e)}**"
         return msg, ""  # the token goes, whatever happened
 
     ui.push.click(push, [model, ui.push_repo, ui.token, ui.private], [ui.status, ui.token], **private)

@@ -31,6 +31,7 @@ from gan.datafile import load_saved
 from gan.device import set_threads
 from gan.fileio import atomic_write_json
 from gan.runlog import LOG_NAME, RunLog, read_log
+from gan.train import CKPT_NAME, checkpoint_info
 
 from .common import AppError, Busy, fmt_duration
 from .models import RUN_PREFIX
@@ -38,6 +39,7 @@ from .ownership import Owner
 from .run_data import DataSpec, Prepared, keep_in_run
 from .train_process import TrainProcessError, isolated_events
 
+MIN_RESUME_MINUTES = 0.1  # a run with less of its time limit left is not resumed (it would stop at once)
 META_NAME = "app_run.json"  # what Resume needs besides the checkpoint: data source, configs, status
 LOSS_FIELDS = ("step", "loss_d", "loss_g", "d_real", "d_fake")
 
@@ -211,6 +213,8 @@ class JobRunner:
         self.max_queue = max_queue  # visitors waiting for the trainer (GAN_MAX_QUEUE; 0: Busy)
         self.queue: list[Waiting] = []
         self.closing = False  # the server is shutting down: no run starts any more
+        self.max_minutes = 0.0  # the server's time limit of a run (GAN_MAX_MINUTES; 0: none), Resume included
+        self.max_steps = 10**9  # the most steps a run may ask for (GAN_MAX_STEPS)
         self.threads = threads  # torch threads of the training (0: every core)
         self.isolate = isolate  # train in a process of its own (else in the runner's thread)
         self.job: Job | None = None
@@ -538,8 +542,32 @@ class JobRunner:
                 continue
             if shared and not self.may_control(d.name, session, key, shared):
                 continue
+            if not self.can_continue(d, meta):
+                continue
             out.append((f"{d.name} (step {meta.get('step', '?')} of {steps}, {meta.get('status', '?')})", d.name))
         return out
+
+    def time_limit(self, meta: dict[str, Any]) -> float:
+        """A run's time limit in minutes in all its sessions (0: none): what it started with, within
+        the server's GAN_MAX_MINUTES."""
+        try:
+            asked = float(meta.get("form", {}).get("max_minutes") or meta["train_config"].get("max_minutes") or 0)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            asked = 0.0
+        cap = self.max_minutes or 0.0
+        return cap if cap and (asked <= 0 or asked > cap) else asked
+
+    def minutes_left(self, d: Path, meta: dict[str, Any]) -> float | None:
+        """What is left of a run's time limit (None: it has none); Resume continues it, never renews it."""
+        limit = self.time_limit(meta)
+        if not limit:
+            return None
+        return limit - checkpoint_info(d / CKPT_NAME).get("elapsed_s", 0.0) / 60
+
+    def can_continue(self, d: Path, meta: dict[str, Any]) -> bool:
+        """Whether Resume can take a run further: steps below the server's limit and time left."""
+        left = self.minutes_left(d, meta)
+        return int(meta.get("step", 0)) < self.max_steps and (left is None or left >= MIN_RESUME_MINUTES)
 
     def read_meta(self, run: str) -> tuple[Path, dict[str, Any]]:
         """A run's folder and app_run.json, checked for Resume."""

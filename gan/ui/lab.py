@@ -19,8 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+import gan
+import gan.hub
 from gan import latent, sampling
 from gan.device import available_cores
+from gan.fileio import prune_cache
 
 from .common import AppError, Scratch, row_image
 from .jobs import JobRunner
@@ -68,6 +71,7 @@ class Lab:
             max_bytes=(settings.max_runs_mb or 0) * 1_000_000, per_visitor=settings.runs_per_visitor or 0,
             max_queue=settings.max_queue or 0,
         )  # fmt: skip
+        self.runner.max_minutes, self.runner.max_steps = settings.max_minutes or 0.0, settings.max_steps
         self.data_dir = settings.runs_dir / ".data-cache"  # decoded data sets (files; the server holds none)
         self.data_files: dict[tuple, Prepared] = {}  # (session on a Space, DataSpec.key()) -> its file
         self.data_lock = threading.Lock()  # one decode at a time
@@ -193,6 +197,7 @@ class Lab:
             )  # a Space reads hf:// anonymously
             self.data_files[key] = got
             self.prune_data(keep={got.path})
+            self.prune_caches(keep_dataset=spec.paths[0] if spec.kind == "hub" else None)
             return got
         finally:
             self.data_lock.release()
@@ -208,6 +213,16 @@ class Lab:
             if p not in keep:
                 total -= p.stat().st_size
                 self._forget(p)
+
+    def prune_caches(self, keep_dataset: str | None = None) -> None:
+        """The Hub dataset cache within GAN_DATASET_CACHE_MB and the app's cache folder (ONNX exports,
+        directions) within GAN_CACHE_MB, least recently used first."""
+        s = self.settings
+        if s.dataset_cache_mb:
+            keep = [keep_dataset.removeprefix(gan.data.HF_DATASET_PREFIX).split("@")[0]] if keep_dataset else []
+            gan.hub.prune_dataset_cache(s.dataset_cache_mb * 1_000_000, keep=keep)
+        if s.cache_mb:
+            prune_cache(s.cache_mb * 1_000_000)
 
     def _forget(self, path: Path) -> None:
         for k, v in list(self.data_files.items()):

@@ -17,7 +17,7 @@ import torch
 import gan
 from gan.hub import is_repo_id
 
-from .common import AppError, Scratch
+from .common import AppError, Scratch, md_text
 
 DEFAULT_MODEL = "cats64"  # the app opens on this shipped model when it is present
 RUN_PREFIX = "trained:"  # picker values of models trained in this app: trained:<run name>
@@ -148,18 +148,21 @@ class Models:
             return (src, 0) in self.cache
 
     def info(self, key: str | None) -> str:
-        """One line about a model from its config.json and training.json (no weights loaded)."""
+        """One line of Markdown about a model from its config.json and training.json (no weights
+        loaded). What a visitor chose (a typed picker value in an error, the data a run trained on,
+        e.g. an uploaded zip's name) is escaped (md_text); a Hub id here passed is_repo_id (letters,
+        digits, '-', '_', '.', one '/'), safe in a code span."""
         try:
             src = self.folder(key)
         except AppError as e:
-            return str(e)
+            return md_text(e)
         if not isinstance(src, Path):
             with self.lock:
                 G = self.cache.get((src, 0))
             if G is None:
                 return f"Hub model `{src}` (downloaded when first used)."
             c = G.config
-            commit = f" · commit {G.commit[:8]}" if getattr(G, "commit", None) else ""
+            commit = f" · commit {md_text(G.commit[:8])}" if getattr(G, "commit", None) else ""
             kind = "RGB" if c.channels == 3 else "grayscale"
             return f"Hub model `{src}` · {c.image_size}×{c.image_size} {kind} · z {c.z_dim}{commit}"
         try:
@@ -175,7 +178,7 @@ class Models:
             if tj.is_file():
                 t = json.loads(tj.read_text())
                 if t.get("steps") is not None:
-                    parts.append(f"{t['steps']} steps" + (f" on {t['data']}" if t.get("data") else ""))
+                    parts.append(f"{t['steps']} steps" + (f" on {md_text(t['data'])}" if t.get("data") else ""))
             return " · ".join(parts)
         except (OSError, ValueError):
             return "(config.json unreadable)"

@@ -142,10 +142,7 @@ def data_limits(env: Mapping[str, str], on_space: bool):
     """The data readers' limits (gan.data.Limits) from `env`, with a Space's defaults on a Space."""
     from gan.data import Limits
 
-    try:
-        return Limits.from_env(env, on_space=on_space)
-    except TypeError:  # TEMP until gan.data has it
-        return Limits.from_env()
+    return Limits.from_env(env, on_space=on_space)
 
 
 def _int(env: Mapping[str, str], name: str, default: int | None) -> int | None:

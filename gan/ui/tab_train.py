@@ -13,6 +13,7 @@ watches the run read-only (Stop disabled, a note saying when it ends).
 from __future__ import annotations
 
 import functools
+import html
 from dataclasses import dataclass
 
 import gradio as gr
@@ -20,7 +21,7 @@ import gradio as gr
 from gan.config import AUGMENTS, LOSSES, PRECISIONS
 
 from . import endpoints as ep
-from .common import USER_ERRORS
+from .common import USER_ERRORS, md_text
 from .lab import Lab
 from .ownership import browser_secret
 from .settings import Settings
@@ -242,8 +243,8 @@ def preview_data(lab: Lab, source, files, folder, image_size, channels, seed, re
     try:
         data = lab.data(ep.data_spec(lab, source, files, folder, image_size, channels, int(seed or 0)), session)
     except USER_ERRORS as e:
-        gr.Warning(str(e))
-        return f"**Data check failed**: {e}", gr.Image(value=None, visible=False)
+        gr.Warning(html.escape(str(e), quote=False))  # toasts render HTML
+        return f"**Data check failed**: {md_text(e)}", gr.Image(value=None, visible=False)
     return report_markdown(data), gr.Image(value=examples_grid(data), visible=True)
 
 

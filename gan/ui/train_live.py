@@ -20,6 +20,7 @@ from .train_view import (
     metric_title,
     plot_frames,
     report_markdown,
+    run_label,
     status_line,
 )
 from .wiring import go_to
@@ -105,7 +106,7 @@ def panel(
         if drawn.get("grid") != [job.id, job.grid_step]:
             out[ui.live_grid] = job.grid
         if drawn.get("job") != job.id and job.data is not None:
-            out[ui.data_md] = f"Data of `{job.name}`: " + report_markdown(job.data)
+            out[ui.data_md] = data_markdown(job)
             out[ui.data_examples] = gr.Image(value=examples_grid(job.data), visible=True)
         z = lab.models.zip(job.model_key) if job.model_key and not alive else None
         out[ui.run_zip] = gr.DownloadButton(value=z, visible=z is not None, label=f"Download {job.name}.zip")
@@ -130,6 +131,11 @@ def panel(
     drawn.update(key=dkey, models=values, resumable=resumable)
     out[ui.drawn] = drawn
     return out
+
+
+def data_markdown(job) -> str:
+    """The Data box of a job's page: its run and the data report (visitor names escaped)."""
+    return f"Data of {run_label(job.name)}: " + report_markdown(job.data)
 
 
 def form_updates(ui: TrainUI, job) -> dict:
@@ -206,7 +212,8 @@ def reattach_step(ui: TrainUI, lab: Lab, tabs: gr.Tabs) -> tuple:
 
 def suggest_total(lab: Lab, run: str | None, steps_box) -> int | gr.skip:
     """The "Resume up to step" value for a picked run: its own total if it stopped early, else the
-    Steps box when that is further, else twice its steps."""
+    Steps box when that is further, else twice its steps; at most the server's GAN_MAX_STEPS (runs
+    already there are not offered: JobRunner.can_continue)."""
     if not run:
         return gr.skip()
     try:
@@ -216,5 +223,8 @@ def suggest_total(lab: Lab, run: str | None, steps_box) -> int | gr.skip:
         return gr.skip()
     if done < total:
         return total
-    box = int(steps_box or 0)
-    return box if box > done else 2 * max(done, 1)
+    try:
+        box = int(steps_box or 0)
+    except (TypeError, ValueError):
+        box = 0
+    return min(box if box > done else 2 * max(done, 1), lab.settings.max_steps)  # never past the server's limit

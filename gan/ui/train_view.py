@@ -3,6 +3,7 @@ data report. No gradio here (tests read these directly)."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -11,7 +12,7 @@ import torch
 
 import gan
 
-from .common import fmt_duration, to_hwc
+from .common import fmt_duration, md_text, to_hwc
 from .jobs import Job
 
 SERIES = {"loss_d": "D loss", "loss_g": "G loss", "d_real": "D(x)", "d_fake": "D(G(z))"}
@@ -90,6 +91,12 @@ def cooldown_note(job: Job, snap: dict[str, Any]) -> str:
     return f" · cool-down from step {cool_from:,}"
 
 
+def run_label(name: str) -> str:
+    """A run's name for Markdown: `name` as code when it is a plain name (the app makes them with
+    slug(): letters, digits, '-', '_', '.'), else escaped text (md_text)."""
+    return f"`{name}`" if re.fullmatch(r"[\w.-]+", name or "", re.ASCII) else md_text(name)
+
+
 def status_line(job: Job, snap: dict[str, Any]) -> str:
     """One line about the job: what it does, how far, how fast, its losses and precision."""
     step, steps, st = snap["step"], snap["steps"], snap["status"]
@@ -99,34 +106,37 @@ def status_line(job: Job, snap: dict[str, Any]) -> str:
     losses += f" · SWD {swd[-1]:.1f}" if swd else ""
     precision = f" · {snap['precision']}" if snap.get("precision") else ""
     took = fmt_duration(snap["elapsed_s"])
+    run = run_label(job.name)
     if st == "starting":
-        return f"**Starting** `{job.name}`: preparing models…"
+        return f"**Starting** {run}: preparing models…"
     if st == "running":
         return (
-            f"**Training** `{job.name}` · step {step} / {steps} ({100 * step / max(steps, 1):.0f}%) · "
+            f"**Training** {run} · step {step} / {steps} ({100 * step / max(steps, 1):.0f}%) · "
             f"{snap['img_per_s']:.0f} img/s{sharing(snap)} · ETA {fmt_duration(snap['eta_s'])}"
             f"{cooldown_note(job, snap)}{losses}{precision}"
         )
     if st == "stopping":
-        return f"**Stopping** `{job.name}` at step {step}: writing a checkpoint and the model folder…"
+        return f"**Stopping** {run} at step {step}: writing a checkpoint and the model folder…"
     if st == "finished":
         return (
-            f"**Finished** `{job.name}`: {step} steps in {took}{losses}. "
-            f"It is in the model picker as *{job.name} (trained here)*."
+            f"**Finished** {run}: {step} steps in {took}{losses}. "
+            f"It is in the model picker as *{md_text(job.name)} (trained here)*."
         )
     if st == "stopped":
         return (
-            f"**Stopped** `{job.name}` at step {step} of {steps} after {took}; checkpoint saved. "
+            f"**Stopped** {run} at step {step} of {steps} after {took}; checkpoint saved. "
             "**Resume** continues it; the model so far is in the model picker."
         )
-    return f"**{st.capitalize()}** `{job.name}` at step {step}: {snap['message']}"
+    return f"**{md_text(st.capitalize())}** {run} at step {step}: {md_text(snap['message'])}"
 
 
 def report_markdown(data: gan.ImageData) -> str:
+    """The data check's report as Markdown: the source's name and the skipped files' names are the
+    visitor's (an uploaded zip and what it holds), so they are escaped (md_text)."""
     r, (n, c, s) = data.report, data.images.shape[:3]
-    head = f"**{r.n_ok:,} images** from {r.source} → {n:,} × {s}×{s} {'RGB' if c == 3 else 'grayscale'}"
-    head += f"; **{r.n_skipped} files skipped**" if r.n_skipped else ""
-    return "\n".join([head] + ["- " + line for line in r.details()])
+    head = f"**{r.n_ok:,} images** from {md_text(r.source)} → {n:,} × {s}×{s} {'RGB' if c == 3 else 'grayscale'}"
+    head += f"; **{r.n_skipped:,} files skipped**" if r.n_skipped else ""
+    return "\n".join([head] + ["- " + md_text(line) for line in r.details()])
 
 
 def examples_grid(data: gan.ImageData, n: int = 16):

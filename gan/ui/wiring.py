@@ -4,6 +4,7 @@ page's look (theme, CSS) and the random-seed buttons."""
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 import os
 import random
@@ -76,10 +77,11 @@ def endpoint(fn: Callable, lab: Lab) -> Callable:
         except gr.Error:
             raise
         except USER_ERRORS as e:
-            raise gr.Error(str(e), print_exception=False) from None
+            raise gr.Error(html.escape(str(e), quote=False), print_exception=False) from None  # toasts render HTML
         except Exception as e:  # noqa: BLE001 - a bug or an environment problem: the trace goes to the log
             traceback.print_exc()
-            raise gr.Error(f"Something went wrong ({type(e).__name__}: {e}).", print_exception=False) from None
+            msg = html.escape(f"Something went wrong ({type(e).__name__}: {e}).", quote=False)
+            raise gr.Error(msg, print_exception=False) from None
 
     params = [p.replace(default=gr.Progress()) if p.name == "progress" else p for p in params if p.name != "session"]
     if wants_session:  # Gradio fills a parameter annotated gr.Request with the request
@@ -104,7 +106,7 @@ def seed_check(inputs: list, seeds: list) -> Callable:
                     clamp_int("seed", v, 0, MAX_SEED)
                 out.append(gr.validate(True, ""))
             except AppError as e:
-                out.append(gr.validate(False, str(e)))
+                out.append(gr.validate(False, html.escape(str(e), quote=False)))
         return out
 
     return validate

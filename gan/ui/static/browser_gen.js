@@ -22,9 +22,11 @@
 //   view.submit(server_fn, inputs, image, trigger_mode="always_last")   # the fallback path
 //   seed_a.change(lambda ...: gr.HTML(payload=interpolate_payload(...)), inputs, view)
 //
-// The runtime is a pinned onnxruntime-web from a public CDN, each file checked against its
-// Subresource-Integrity hash (the browser refuses a changed file), or the same two files from a URL
-// the server hosts (offline / locked-down deployments: pass {runtime: {base: "/ort/"}}).
+// The runtime is a pinned onnxruntime-web, each file checked against its Subresource-Integrity
+// hash (the browser refuses a changed file) wherever it comes from: the same two files served by
+// the app itself when they are installed next to it (gan.ui.browser_view.local_ort_dir: the npm
+// copy from `npm ci`; or GAN_ORT_URL's folder or URL), passed as {runtime: {base: "gradio_api/file=.../"}},
+// else a public CDN (ORT_CDN).
 // Nothing here throws at the caller for a missing runtime: loadRuntime/loadGenerator/mountView
 // answer {ok: false, reason} and the page keeps using the server.
 
