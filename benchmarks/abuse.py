@@ -151,7 +151,7 @@ class Monitor:
             except (OSError, ValueError):
                 continue
         for p in pids:
-            if p not in self.is_worker:
+            if not self.is_worker.get(p):  # re-read until it says gan.worker: between fork and exec it is the server's
                 try:
                     self.is_worker[p] = b"gan.worker" in Path(f"/proc/{p}/cmdline").read_bytes()
                 except OSError:
@@ -222,6 +222,7 @@ class Bench:
         self.rows: list[Row] = []
         self.opened: list[Any] = []  # clients of the current attack: closed (their page "leaves") after it
         self.victim: Any = None
+        self.line: list[Any] = []  # visitors waiting in line (attack 6), kept open across attacks
         self.quiet: float | None = None  # victim steps/s alone
 
     def client(self):
@@ -384,7 +385,7 @@ def place_of(answer: tuple[str, str]) -> str:
 
 
 def line_attack(bench: Bench) -> tuple[str, str]:
-    """6: five more visitors press Start while the victim trains; then the first in line leaves."""
+    """6: five more visitors press Start while the victim trains (their pages stay open: `bench.line`)."""
     wait_line_empty(bench)
     visitors, answers = [], []
     for _ in range(5):
@@ -396,18 +397,39 @@ def line_attack(bench: Bench) -> tuple[str, str]:
         except Exception as e:  # noqa: BLE001 - the full line
             answers.append(("yes", str(e)))
         print(f"    visitor {len(answers) + 1}: {answers[-1][0]}: {first_line(answers[-1][1], 400)}")
-    left = "nobody to leave"
-    queued = [c for c, (r, _) in zip(visitors, answers) if r == "queued"]
-    if len(queued) >= 2:
-        queued[0].close()  # the first in line leaves (the app hears it at its next heartbeat, <= 15 s)
-        t1, msg = time.time(), ""
-        while time.time() - t1 < 45 and "you are number 1 " not in msg:
-            time.sleep(1)
-            msg = bench.call(queued[1], "/train", **SMALL_RUN)  # pressing Start again keeps one's place
-        left = f"the 2nd was number 1 after {time.time() - t1:.0f} s" if "number 1 " in msg else "the 2nd NOT moved up"
-    refused = "/".join(r for r, _ in answers)
-    est = next((m.split("starts by itself ")[1].split(";")[0] for r, m in answers if r == "queued"), "-")
-    return refused, f"{', '.join(place_of(a) for a in answers)}; estimate: {est}; one leaves: {left}"
+    bench.line = [c for c, (r, _) in zip(visitors, answers) if r == "queued"]
+    bench.opened = [c for c in bench.opened if c not in bench.line]
+    est = [m.split("starts by itself ")[1].split(";")[0] for r, m in answers if r == "queued"]
+    return "/".join(r for r, _ in answers), f"{', '.join(place_of(a) for a in answers)}; estimates: {', '.join(est)}"
+
+
+def line_full_upload(bench: Bench, huge: Path) -> tuple[str, str]:
+    """6b: with the line full, one more visitor uploads attack 3's zip: is the line checked before the decode?"""
+    from gradio_client import handle_file
+
+    try:
+        refused, msg = bench.train(source="upload", files=[handle_file(str(huge))], image_size=64)
+    except Exception as e:  # noqa: BLE001 - refused: by the full line (checked first) or by the decode budget
+        refused, msg = "yes", first_line(e, 400)
+    when = "the line was checked first" if "line is full" in msg else "DECODED BEFORE THE FULL LINE WAS CHECKED"
+    return refused, f"{when}: {msg}"
+
+
+def one_leaves(bench: Bench) -> tuple[str, str]:
+    """6c: the first in line leaves (closes the page); how long until the second is number 1."""
+    line, bench.line = bench.line, []
+    bench.opened += line[1:]  # all gone after this attack
+    if len(line) < 2:
+        return "-", "fewer than two in line"
+    line[0].close()  # the app hears it at its next heartbeat (<= 15 s)
+    t0, msg = time.time(), ""
+    while time.time() - t0 < 45 and "you are number 1 " not in msg:
+        time.sleep(1)
+        msg = bench.call(line[1], "/train", **SMALL_RUN)  # pressing Start again keeps one's place
+    took = time.time() - t0
+    return "-", (f"the 2nd was number 1 after {took:.0f} s" if "number 1 " in msg else "the 2nd did NOT move up") + (
+        f": {msg}"
+    )
 
 
 def resume_after_stop(bench: Bench, run: str) -> tuple[str, str]:
@@ -497,7 +519,10 @@ def scenario(bench: Bench, files: dict[str, Path], big: str, hub) -> None:
     if hub is not None:
         bench.measure(f"8. hub_push of {big} (~77 MB) > GAN_MAX_MODEL_MB", "trainer busy",
                       lambda: hub_push_big(bench, big))  # fmt: skip
-    bench.measure("6. five more visitors press Start; one leaves", "trainer busy", lambda: line_attack(bench))
+    bench.measure("6. five more visitors press Start", "trainer busy", lambda: line_attack(bench))
+    bench.measure("6b. line full: a visitor uploads attack 3's zip", "trainer busy",
+                  lambda: line_full_upload(bench, files["huge"]))  # fmt: skip
+    bench.measure("6c. the first in line leaves", "trainer busy", lambda: one_leaves(bench))
     bench.measure("quiet again: the victim alone", "baseline", lambda: ("-", ""), window=bench.args.quiet)
     bench.measure("7b. victim stops; a stranger resumes its run", "after", lambda: resume_after_stop(bench, run),
                   track=False)  # fmt: skip
@@ -560,7 +585,7 @@ def main() -> None:
         try:
             scenario(bench, files, big, hub)
         finally:
-            for c in bench.opened + ([bench.victim] if bench.victim else []):
+            for c in bench.opened + bench.line + ([bench.victim] if bench.victim else []):
                 c.close()
         hwm = next((ln.split()[1] for ln in Path(f"/proc/{app.pid}/status").read_text().splitlines()
                     if ln.startswith("VmHWM:")), "?")  # fmt: skip
@@ -573,8 +598,10 @@ def main() -> None:
             f"timings move with it. Victim: built-in shapes, 32 px, batch 32, widths 32, 20,000 steps. "
             f"Memory: peak VmRSS sampled every 50 ms (children: `gan.worker` processes summed, the victim's "
             f"training child included while it trains); disk: the temporary folder (uploads, scratch, caches, "
-            f"runs) at the end of each attack (its peak during it). {alive}; its lifetime VmHWM {int(hwm) // 1024} "
-            f"MB. Wall time {time.time() - started:.0f} s."
+            f"runs) at the end of each attack (its peak during it). The victim's rate comes from the `progress` "
+            f"endpoint's step (it moves in 10-step jumps); the rows of attacks refused at once (4, 7, 8) show how "
+            f"much it moves by itself on this machine. {alive}; its lifetime VmHWM {int(hwm) // 1024} MB. Wall "
+            f"time {time.time() - started:.0f} s."
         )
         report(bench.rows, header, Path(args.out or ROOT / "benchmarks" / "results" / f"abuse_{info.cpu_class}.md"))
     finally:

@@ -89,10 +89,12 @@ def lab(hub_lab):
 
 
 def wait_for(lab: Lab, cond, timeout: float = 60.0) -> dict:
-    """Poll the progress endpoint until cond(state) holds; returns the state."""
+    """Poll the progress endpoint until cond(state) holds; returns the state (on a Space, as the running
+    job's starter sees it: others see only that the trainer is busy)."""
     t0 = time.time()
     while True:
-        state, _ = ep.progress(lab)
+        job = lab.runner.job
+        state, _ = ep.progress(lab, session=job.owner.session if job is not None and job.owner else None)
         if cond(state):
             return state
         assert time.time() - t0 < timeout, f"timed out waiting; last state: {state['status']} {state['step']}"
@@ -707,6 +709,7 @@ API = {  # the README's API table: endpoint -> its keyword parameters, in order
     "/progress": ["since"],
     "/stop": ["key"],  # key: optional (issue 15), the run key a starting page keeps
     "/resume": ["run", "steps", "key"],
+    "/share": ["shared", "key"],  # issue 32: the starter lets others watch the run live
 }
 
 

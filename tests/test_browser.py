@@ -218,7 +218,34 @@ def space_url(tmp_path_factory):
     yield from serve(settings)
 
 
-def test_only_the_starter_can_stop_a_run_on_a_space(browser, space_url, request):
+HOSTILE = "boom [click](javascript:evil) **big** <img src=x onerror=alert(1)>.zip"  # a file name holds no "/"
+
+
+def _hostile_zip(folder: Path) -> Path:
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    path = folder / HOSTILE
+    with zipfile.ZipFile(path, "w") as zf:
+        for i in range(8):
+            buf = io.BytesIO()
+            Image.new("RGB", (20, 20), (30 * i, 100, 200 - 20 * i)).save(buf, format="PNG")
+            zf.writestr(f"[x](javascript:evil) <b>{i}</b>.png", buf.getvalue())
+        zf.writestr("**not** an <img src=x>.png", b"broken")
+    return path
+
+
+def _no_markup_from_names(page) -> None:
+    assert page.locator("img[src='x']").count() == 0, "a file name became an <img>"
+    assert page.locator("a[href^='javascript']").count() == 0, "a file name became a link"
+    assert page.locator("strong:text-is('big'), strong:text-is('not'), b:text-is('0')").count() == 0, "markup"
+
+
+def test_a_run_on_a_space_is_its_starters_and_names_stay_text(browser, space_url, request, tmp_path):
+    """Two visitors: A uploads a zip with hostile names and trains; B sees that the trainer is busy and
+    when it ends, never A's images, samples or model; only A may stop it; names show as text for A."""
     from gradio_client import Client
 
     a_ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -229,6 +256,9 @@ def test_only_the_starter_can_stop_a_run_on_a_space(browser, space_url, request)
             page.set_default_timeout(30_000)
             page.goto(space_url)
             page.get_by_role("tab", name="Train").click()
+        a.get_by_label("Upload images or a zip").check()
+        a.locator("#train-files input[type=file]").set_input_files(str(_hostile_zip(tmp_path)))
+        expect(a.locator("#train-files")).to_contain_text("boom", timeout=30_000)  # uploaded
         a.get_by_label("Steps", exact=True).fill("2500")  # not the form's default: a reload must show it again
         a.get_by_text("Model size and more").click()
         a.locator("#cooldown input[type=number]").fill("0.25")  # nor is this one
@@ -237,14 +267,26 @@ def test_only_the_starter_can_stop_a_run_on_a_space(browser, space_url, request)
         expect(a.locator("#train-status")).to_contain_text("Training", timeout=60_000)
         assert space_url.lab.runner.job.form["cooldown"] == 0.25  # the page sent the option to the run
         expect(a.locator("#stop")).to_be_enabled()
+        expect(a.locator("#live-grid img")).to_be_visible(timeout=60_000)  # A sees the samples ...
+        data = a.locator("#train-data")  # ... and the data report, names as text (Gradio's upload drops
+        expect(data).to_contain_text("from boom [click](javascriptevil)")  # ':', '*', '<', '>' from file names)
+        expect(data).to_contain_text("skipped 1: not an image (e.g. **not** an <img src=x>.png)")
+        _no_markup_from_names(a)
 
-        expect(b.locator("#train-status")).to_contain_text("Training", timeout=30_000)  # B watches it live ...
-        expect(b.locator("#train-status")).to_contain_text("Started by another visitor: only they can stop it.")
-        expect(b.locator("#train-status")).to_contain_text("It ends at step 2,500 or after 30 minutes")
-        expect(b.locator("#stop")).to_be_disabled()  # ... read-only
-        expect(b.locator("#start")).to_be_disabled()
+        status = b.locator("#train-status")  # B: that the trainer is busy and when it ends, nothing of the run
+        expect(status).to_contain_text("Busy: another visitor's run is training", timeout=30_000)
+        expect(status).to_contain_text("Press Start to join the line")
+        b.wait_for_timeout(2500)  # a few polls of the page
+        expect(b.locator("#live-grid img")).to_have_count(0)
+        expect(b.locator("body")).not_to_contain_text("boom")
+        expect(b.locator("body")).not_to_contain_text("javascript:evil")
+        expect(b.locator("#stop")).to_be_disabled()  # read-only
+        expect(b.locator("#start")).to_be_enabled()  # to join the line
+        _no_markup_from_names(b)
         with pytest.raises(Exception, match="started by another visitor; only they can stop or resume it"):
             Client(space_url, verbose=False).predict(api_name="/stop")  # nor through the API
+        state, grid = Client(space_url, verbose=False).predict(since=0, api_name="/progress")
+        assert grid is None and "run" not in state and state["losses"] == [] and state["status"] == "running"
         assert space_url.lab.runner.job.alive and not space_url.lab.runner.job.stop.is_set()
 
         a.reload()  # A's page reattaches: the Train tab, the run's own settings, and Stop still works
@@ -257,10 +299,17 @@ def test_only_the_starter_can_stop_a_run_on_a_space(browser, space_url, request)
         expect(a.locator("#cooldown input[type=number]")).to_have_value("0.25")
         a.locator("#stop").click()
         expect(a.locator("#train-status")).to_contain_text("Stopped", timeout=60_000)
-        expect(b.locator("#train-status")).to_contain_text("Stopped", timeout=30_000)
+        expect(a.get_by_role("button", name=re.compile(r"^Download \d{8}-"))).to_be_visible()  # A's model
+        b.reload()
+        b.get_by_role("tab", name="Train").click()
+        expect(b.locator("#train-status")).to_contain_text("No run of yours yet", timeout=30_000)
+        b.wait_for_timeout(2500)
+        expect(b.get_by_role("button", name=re.compile(r"^Download \d{8}-"))).to_have_count(0)
+        expect(b.locator("body")).not_to_contain_text("boom")
         expect(b.locator("#resume")).to_be_hidden()  # B is not offered A's run to resume
         expect(a.locator("#resume")).to_be_enabled()
         expect(a.locator("#resume-to input")).to_have_value("2500")  # Resume says its new total
+        _no_markup_from_names(a)
     except Exception:
         ARTIFACTS.mkdir(exist_ok=True)
         for name, ctx in (("a", a_ctx), ("b", b_ctx)):

@@ -499,14 +499,39 @@ def stop(lab: Lab, key: str | None = None, session: str | None = None) -> str:
     return lab.runner.stop()
 
 
-def progress(lab: Lab, since: int = 0) -> tuple[dict[str, Any], np.ndarray | None]:
+def progress(lab: Lab, since: int = 0, session: str | None = None) -> tuple[dict[str, Any], np.ndarray | None]:
     """The training job's state (status, step, steps, img/s, ETA, model, losses logged after step `since`)
-    and its latest sample grid."""
+    and its latest sample grid. On a Space another visitor's run shows only that the trainer is busy,
+    when it ends and the line for it (its data, samples, curves and model are its starter's), unless
+    its starter shares the live view."""
+    since = clamp_int("since", since or 0, 0, 10**9)
     job = lab.runner.job
     if job is None:
         idle = {"status": "idle", "step": 0, "steps": 0, "losses": [], "metric_every": 0, "metrics": []}
-        return {**idle, "message": "no training run yet"}, None
-    return job.snapshot(since=clamp_int("since", since or 0, 0, 10**9)), job.grid
+        return {**idle, "message": "no training run yet", "queue": len(lab.runner.queue)}, None
+    snap = job.snapshot(since=since)
+    snap["queue"] = len(lab.runner.queue)
+    place = lab.runner.place(session)
+    snap["place"] = None if place is None else {"place": place[0], "wait_s": place[1]}
+    if not lab.settings.on_space or lab.runner.can_see(job.name, session):
+        return snap, job.grid
+    private = ("run", "data", "model", "losses", "metrics", "message", "precision", "grid_step")
+    return {**{k: v for k, v in snap.items() if k not in private}, "losses": [], "metrics": []}, None
+
+
+def share(lab: Lab, shared: bool = False, key: str | None = None, session: str | None = None) -> str:
+    """Let every visitor watch your running run live (its samples, curves and data report), or stop
+    letting them; its model stays yours. Only its starter may."""
+    job = lab.runner.job
+    if job is None or not job.alive:
+        raise AppError("No training run is going on.")
+    check_control(job.owner, session, key, shared=lab.settings.on_space, limits=job.limits())
+    with job.lock:
+        job.shared = bool(shared)
+        job.version += 1
+    if job.shared:
+        return "Everyone who opens this page now sees your run's samples, curves and data report (not its model)."
+    return "Only you see your run's samples, curves and data now."
 
 
 TRAIN_DEFAULTS: dict[str, Any] = {

@@ -75,6 +75,7 @@ class Job:
     finished: float | None = None
     model_key: str | None = None
     owner: Owner | None = None  # who may stop it (gan.ui.ownership); None: anyone
+    shared: bool = False  # its starter lets others watch it live (its samples, curves and data report)
     form: dict[str, Any] = field(default_factory=dict)  # the Train tab's values that started it (a reload shows them)
     version: int = 0  # bumped on every change: the page redraws only what changed
     stop: threading.Event = field(default_factory=threading.Event)
@@ -220,6 +221,7 @@ class JobRunner:
         self.job: Job | None = None
         self.lock = threading.Lock()
         self.owners: dict[str, Owner] = {}  # run name -> who started it (this process's runs)
+        self.adopted: dict[str, set[str]] = {}  # run name -> later sessions of its starter (a reload, by the key)
         self.pending_keys: dict[str | None, str] = {}  # session -> the run key its page has yet to claim
 
     def claim_key(self, session: str | None) -> str | None:
@@ -240,7 +242,30 @@ class JobRunner:
 
     def may_control(self, run: str, session: str | None, key: str | None, shared: bool) -> bool:
         owner = self.owner_of(run)
-        return not shared or owner is None or owner.matches(session, key)
+        return not shared or owner is None or owner.matches(session, key) or session in self.adopted.get(run, ())
+
+    def adopt(self, session: str | None, key: str | None) -> list[str]:
+        """A page of a run's starter came back (a reload: a new session, the run key in its
+        localStorage): that session may see and steer the run and its model like the first one."""
+        if not session or not key:
+            return []
+        names = [d.name for d in self.runs_dir.iterdir() if d.is_dir()] if self.runs_dir.is_dir() else []
+        got = []
+        for run in names:
+            owner = self.owner_of(run)
+            if owner is not None and owner.matches(None, key):
+                with self.lock:
+                    self.adopted.setdefault(run, set()).add(session)
+                got.append(run)
+        return got
+
+    def can_see(self, run: str, session: str | None) -> bool:
+        """Whether a visitor of a shared server may see a run's data, samples and model: its starter
+        (or a session adopted by the run key) only; the live view also when the starter shares it."""
+        if self.may_control(run, session, None, shared=True):
+            return True
+        job = self.job
+        return job is not None and job.name == run and job.alive and job.shared
 
     def busy_message(self) -> str | None:
         job = self.job

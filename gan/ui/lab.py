@@ -28,6 +28,7 @@ from gan.fileio import prune_cache
 from .common import AppError, Scratch, row_image
 from .jobs import JobRunner
 from .models import Models
+from .ownership import current_session
 from .run_data import DataSpec, Prepared, prepare_data
 from .settings import Settings
 
@@ -72,6 +73,8 @@ class Lab:
             max_queue=settings.max_queue or 0,
         )  # fmt: skip
         self.runner.max_minutes, self.runner.max_steps = settings.max_minutes or 0.0, settings.max_steps
+        if settings.on_space:  # a visitor's models are theirs until they push them to the Hub
+            self.models.visible = lambda run: self.runner.can_see(run, current_session())
         self.data_dir = settings.runs_dir / ".data-cache"  # decoded data sets (files; the server holds none)
         self.data_files: dict[tuple, Prepared] = {}  # (session on a Space, DataSpec.key()) -> its file
         self.data_lock = threading.Lock()  # one decode at a time

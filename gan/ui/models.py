@@ -10,6 +10,7 @@ import json
 import threading
 import zipfile
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -54,6 +55,7 @@ class Models:
         self.token, self.max_bytes, self.hub_cache_bytes = token, max_bytes, hub_cache_bytes
         self.zips: dict[tuple, str] = {}
         self.hub_ids: list[str] = []  # Hub repo ids loaded through the Hub panel, newest first
+        self.visible: Callable[[str], bool] = lambda run: True  # a Space: only the viewer's own runs (Lab sets it)
         self.lock = threading.Lock()
 
     def shipped(self) -> list[str]:
@@ -70,7 +72,7 @@ class Models:
         runs = [
             p
             for p in self.runs_dir.iterdir()
-            if not p.name.startswith(".") and p.is_dir() and is_model_dir(p / "model")
+            if not p.name.startswith(".") and p.is_dir() and is_model_dir(p / "model") and self.visible(p.name)
         ]
         runs.sort(key=lambda p: (p / "model" / "model.safetensors").stat().st_mtime, reverse=True)
         return [p.name for p in runs]
@@ -100,7 +102,8 @@ class Models:
         if key.startswith(RUN_PREFIX):
             name = key[len(RUN_PREFIX) :]
             d = self.runs_dir / name
-            if "/" in name or "\\" in name or name.startswith(".") or not is_model_dir(d / "model"):
+            bad = "/" in name or "\\" in name or name.startswith(".")
+            if bad or not is_model_dir(d / "model") or not self.visible(name):  # another visitor's: not there
                 raise AppError(f"There is no trained model called {name!r} (its run may still be going).")
             return d / "model"
         if "/" not in key and "\\" not in key and not key.startswith("."):

@@ -11,10 +11,13 @@ Only a hash of the key is kept on the server; the key itself is never logged or 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,3 +82,29 @@ def check_control(owner: Owner | None, session: str | None, key: str | None, *, 
     if not shared or owner is None or owner.matches(session, key):
         return
     raise NotOwner(f"This run was started by another visitor; only they can stop or resume it. {limits}")
+
+
+# ---- who is looking -------------------------------------------------------------------------------
+
+_VIEWER: ContextVar[str | None] = ContextVar("gan_lab_viewer", default=None)
+
+
+def current_session() -> str | None:
+    """The Gradio session of the request being served (any event: Gradio sets it for every call), or the
+    one set with `viewing` (tests, endpoint functions called directly); None outside a request."""
+    session = _VIEWER.get()
+    if session is not None:
+        return session
+    from gradio.context import LocalContext  # gan.ui may import gradio; the request of this call
+
+    return getattr(LocalContext.request.get(None), "session_hash", None)
+
+
+@contextlib.contextmanager
+def viewing(session: str | None) -> Iterator[None]:
+    """Serve what follows as `session` would be served (what a Space shows it of others' runs)."""
+    token = _VIEWER.set(session)
+    try:
+        yield
+    finally:
+        _VIEWER.reset(token)

@@ -45,6 +45,7 @@ class TrainUI:
     options: list  # the `train` endpoint's inputs after the data ones, in its parameter order
     start: gr.Button
     stop: gr.Button
+    share: gr.Checkbox  # on a Space: the starter lets others watch the run live
     resume: gr.Button
     resume_run: gr.Dropdown
     resume_to: gr.Number
@@ -83,6 +84,7 @@ def _data_ui(settings: Settings, td: dict) -> tuple:
         file_count="multiple",
         file_types=["image", ".zip", ".npz"],
         visible=False,
+        elem_id="train-files",
     )
     folder = gr.Textbox(
         "",
@@ -192,6 +194,10 @@ def create_ui(settings: Settings, auto_precision: str) -> TrainUI:
                 start = gr.Button("Start", variant="primary", elem_id="start", min_width=90)
                 stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop", min_width=90)
                 resume = gr.Button("Resume", interactive=False, visible=False, elem_id="resume", min_width=90)
+            share = gr.Checkbox(
+                False, label="Let other visitors watch this run live (its samples, curves and data report)",
+                visible=False, elem_id="share",
+            )  # fmt: skip
             with gr.Row():
                 resume_run = gr.Dropdown(
                     [], value="", label="Run to resume", allow_custom_value=True, visible=False, min_width=200,
@@ -211,13 +217,13 @@ def create_ui(settings: Settings, auto_precision: str) -> TrainUI:
             with gr.Row():
                 run_zip = gr.DownloadButton("Download model (.zip)", visible=False)
                 use = gr.Button("Use it in Sample and Interpolate", visible=False)
-            data_md = gr.Markdown("")
+            data_md = gr.Markdown("", elem_id="train-data")
             data_examples = pixel_image("A few training images", height=240, visible=False, buttons=["fullscreen"])
     timer, drawn = gr.Timer(IDLE_POLL_S), gr.State({})  # the page opens on Sample: see build.py
     run_key = gr.BrowserState(
         "", storage_key="gan-lab-run-key", secret=browser_secret(settings.runs_dir), render=False
     )  # rendered with the page; the same secret after a restart: the page's key still opens its runs
-    return TrainUI(source, files, folder, image_size, channels, load, options, start, stop, resume, resume_run,
+    return TrainUI(source, files, folder, image_size, channels, load, options, start, stop, share, resume, resume_run,
                    resume_to, status, loss_plot, prob_plot, metric_plot, live_grid, run_zip, use, data_md,
                    data_examples, timer, drawn, run_key)  # fmt: skip
 
@@ -271,6 +277,9 @@ def create_event_handlers(ui: TrainUI, lab: Lab, model: gr.Dropdown, tabs: gr.Ta
     ui.stop.click(endpoint(ep.stop, lab), ui.run_key, ui.status, api_name="stop").then(
         redraw, redraw_in, outs, **private
     )
+    ui.share.input(endpoint(ep.share, lab), [ui.share, ui.run_key], ui.status, api_name="share").then(
+        redraw, redraw_in, outs, **private
+    )
     ui.resume.click(
         endpoint(ep.resume, lab), [ui.resume_run, ui.resume_to, ui.run_key], ui.status, api_name="resume"
     ).success(claim, None, ui.run_key, **private).then(redraw, redraw_in, outs, **private)
@@ -296,4 +305,4 @@ def create_event_handlers(ui: TrainUI, lab: Lab, model: gr.Dropdown, tabs: gr.Ta
     state, grid = gr.JSON(visible=False, label="state"), gr.Image(visible=False, format="png", label="grid")
     gr.Button(visible=False).click(
         endpoint(ep.progress, lab), since, [state, grid], api_name="progress", concurrency_limit=None
-    )
+    )  # on a Space: another visitor's run shows only that the trainer is busy (ep.progress)

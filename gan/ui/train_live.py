@@ -11,7 +11,7 @@ import gradio as gr
 
 from gan.hub import is_repo_id
 
-from .common import USER_ERRORS
+from .common import USER_ERRORS, fmt_duration
 from .lab import Lab
 from .train_view import (
     METRIC_TITLE,
@@ -72,8 +72,12 @@ def panel(
     page's last draw (`drawn`), everything with `force` (after Start, Stop, Resume, a page load).
     `session` / `key`: who is looking (the job's starter may stop it; on a Space others only watch)."""
     drawn, job = dict(drawn or {}), lab.runner.job
+    if force and key and lab.settings.on_space:
+        lab.runner.adopt(session, key)  # a reload of the starter's page: a new session, the same run key
     mine = may_control(lab, session, key)
-    dkey = [job.id, job.version, mine] if job else None
+    sees = job is None or mine or lab.runner.can_see(job.name, session)
+    place = lab.runner.place(session)
+    dkey = [job.id, job.version, mine, sees, place and place[0], len(lab.runner.queue)] if job else None
     resumable, pick = resume_choices(lab, session, key, picked)
     if not force and "key" in drawn and drawn["key"] == dkey and drawn.get("resumable") == resumable:
         return {ui.drawn: drawn}  # nothing changed (an empty dict would read as one output value)
@@ -88,13 +92,27 @@ def panel(
             ui.run_zip: gr.DownloadButton(visible=False),
             ui.use: gr.Button(visible=False),
         }
+    elif not sees:  # a Space: another visitor's run, not shared: that the trainer is busy, nothing of it
+        out = {
+            ui.status: stranger_line(lab, job, session),
+            ui.loss_plot: chart(None),
+            ui.prob_plot: chart(None),
+            ui.metric_plot: chart(None, METRIC_TITLE),
+            ui.live_grid: None,
+            ui.run_zip: gr.DownloadButton(visible=False),
+            ui.use: gr.Button(visible=False),
+        }
+        if drawn.get("job") is not None:  # what an earlier (own, or shared) run showed goes
+            out[ui.data_md] = ""
+            out[ui.data_examples] = gr.Image(value=None, visible=False)
+        drawn.update(grid=None, job=None)
     else:
         snap = job.snapshot(max_rows=MAX_PLOT_ROWS)
         loss_df, prob_df = plot_frames(snap["losses"])
         status = status_line(job, snap)
         if alive and not mine:
             status += (
-                f"\n\n*Started by another visitor: only they can stop it. {job.limits()} "
+                f"\n\n*Started by another visitor, who shares its live view: only they can stop it. {job.limits()} "
                 "Meanwhile Sample, Interpolate and Explore keep working.*"
             )
         out = {
@@ -116,8 +134,9 @@ def panel(
         if alive and mine and fresh and drawn.get("attached") != job.id:  # a reload: back to the run
             out.update(form_updates(ui, job))
             drawn["attached"] = job.id
-    out[ui.start] = gr.Button(interactive=not alive)
+    out[ui.start] = gr.Button(interactive=not alive or (not mine and bool(lab.runner.max_queue)))  # join the line
     out[ui.stop] = gr.Button(interactive=alive and mine)
+    out[ui.share] = gr.Checkbox(visible=alive and mine and lab.settings.on_space, value=bool(job and job.shared))
     can_resume = bool(resumable) and not (alive and pick == job.name)
     out[ui.resume] = gr.Button(interactive=not alive and can_resume, visible=bool(resumable))
     if force or drawn.get("resumable") != resumable:  # redrawn only when the list changes: the pick stays
@@ -131,6 +150,24 @@ def panel(
     drawn.update(key=dkey, models=values, resumable=resumable)
     out[ui.drawn] = drawn
     return out
+
+
+def stranger_line(lab: Lab, job, session: str | None) -> str:
+    """What a visitor sees of another visitor's run on a Space: that the trainer is busy, when it ends,
+    the line for it and their place in it."""
+    if not job.alive:
+        return "No run of yours yet. Pick data and options, then press **Start**."
+    eta = job.eta_s()
+    ends = f" It ends in about {fmt_duration(eta)}." if eta is not None else f" {job.limits()}"
+    text = f"**Busy**: another visitor's run is training (step {job.step:,} of {job.steps:,}).{ends}"
+    place, waiting = lab.runner.place(session), len(lab.runner.queue)
+    if place is not None:
+        when = f"in about {fmt_duration(place[1])}" if place[1] is not None else "when the runs ahead of you end"
+        text += f" You are number {place[0]} in line: your run starts by itself {when}; keep this page open."
+    elif lab.runner.max_queue:
+        line = f"{waiting} waiting" if waiting else "nobody waiting yet"
+        text += f" Press **Start** to join the line ({line}, room for {lab.runner.max_queue})."
+    return text + " Meanwhile Sample, Interpolate and Explore keep working."
 
 
 def data_markdown(job) -> str:
@@ -163,6 +200,7 @@ def panel_outputs(ui: TrainUI, model: gr.Dropdown) -> list:
         ui.live_grid,
         ui.start,
         ui.stop,
+        ui.share,
         ui.resume,
         ui.resume_run,
         ui.resume_to,
