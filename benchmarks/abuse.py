@@ -12,7 +12,8 @@ stands in for huggingface.co. Then:
   alone is measured from the `progress` endpoint's step; then attacks 1-4 come again (now they are
   decoded and either refused or put in line), a stranger tries `stop` and `resume` on the victim's
   run (7), a model over GAN_MAX_MODEL_MB is pushed to the Hub (8), and five more visitors press
-  Start (6: places in line, the estimate, the full line, one leaving);
+  Start (6: places in line, the estimate, the full line; 6b: an upload while the line is full, is
+  it decoded before it is turned away?; 6c: the first in line leaves);
 - the victim's speed alone again; the victim stops its run and a stranger tries to resume it.
 
 For each attack it prints: refused or not, the message's first line, the peak RSS of the server and
@@ -22,7 +23,7 @@ during the attack against its speed alone. The table goes to benchmarks/results/
 (+ .json). The attack files are made here, small on disk (bombs are streamed, never held in memory).
 Every loop is bounded in count and time; all traffic stays on 127.0.0.1; the app is killed at the end.
 
-    python benchmarks/abuse.py                 # about 5-8 minutes on 2 cores
+    python benchmarks/abuse.py                 # about 4-5 minutes on 2 shared cores
     python benchmarks/abuse.py --quiet 30 --window 8
 """
 

@@ -338,6 +338,28 @@ def load_files(
     and decode budgets (all listings and headers are checked before anything is decoded).
     """
     limits = limits or Limits.from_env()
+    sources = _file_sources(paths, limits, token)
+    what = " + ".join(s.name for s in sources)
+    images, reports = _read_sources(sources, size, channels, limits, what)
+    if len(reports) == 1:
+        return ImageData(torch.from_numpy(images), reports[0])
+    report = DatasetReport.merge(reports, " + ".join(r.source for r in reports))
+    return ImageData(torch.from_numpy(images), report)
+
+
+def check_files(paths: Sequence[str | os.PathLike], size: int, channels: int, limits: Limits | None = None) -> None:
+    """What `load_files` checks before decoding anything (file counts and sizes from listings, .npz
+    and IDX headers, the data budget), and nothing else: a DataError here is the one it would raise
+    first. Cheap: a server runs it before it starts a child process to decode (gan.worker)."""
+    limits = limits or Limits.from_env()
+    sources = _file_sources(paths, limits, None)
+    n = min(sum(s.count for s in sources), limits.max_images)
+    what = " + ".join(s.name for s in sources)
+    check_data_bytes(n, size, channels, limits, what, extra=max(s.extra for s in sources))
+
+
+def _file_sources(paths: Sequence[str | os.PathLike], limits: Limits, token: str | bool | None) -> list[_Source]:
+    """Uploaded files and archives opened from their listings and headers (nothing decoded)."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if not paths:
@@ -360,12 +382,7 @@ def load_files(
     if loose:
         report = DatasetReport(f"{len(loose)} uploaded file{'s' if len(loose) > 1 else ''}")
         sources.append(_files_source(loose, limits, report, name=lambda f: f.name, holds="the uploaded files hold"))
-    what = " + ".join(s.name for s in sources)
-    images, reports = _read_sources(sources, size, channels, limits, what)
-    if len(reports) == 1:
-        return ImageData(torch.from_numpy(images), reports[0])
-    report = DatasetReport.merge(reports, " + ".join(r.source for r in reports))
-    return ImageData(torch.from_numpy(images), report)
+    return sources
 
 
 def _decode_into(

@@ -35,6 +35,18 @@ def png_bytes(mode: str = "RGB", size=(20, 14), color=(200, 30, 40), fmt: str = 
     return buf.getvalue()
 
 
+def png_zip(path: Path, names, size=(20, 20), extra: dict[str, bytes] | None = None) -> Path:
+    """A zip of small PNGs, one colour each, under `names` (plus `extra` entries as they are)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for i, name in enumerate(names):
+            zf.writestr(name, png_bytes(size=size, color=(30 * i % 256, 90, 200 - 20 * i % 200)))
+        for name, data in (extra or {}).items():
+            zf.writestr(name, data)
+    return path
+
+
 @pytest.fixture
 def tiny_cfg() -> ModelConfig:
     return TINY

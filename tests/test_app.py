@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ import gan
 from gan.device import available_cores, choose_precision, resolve_device
 from gan.runlog import read_log
 
+from conftest import png_zip
 from hubserver import HubServer
 
 pytest.importorskip("gradio")
@@ -331,13 +331,7 @@ def test_busy_stop_and_resume(lab):
 
 
 def test_upload_zip_and_loose_files_with_a_broken_one(lab, tmp_path):
-    zpath = tmp_path / "pics.zip"
-    with zipfile.ZipFile(zpath, "w") as zf:
-        for i in range(6):
-            buf = io.BytesIO()
-            Image.new("RGB", (20, 24), (40 * i, 90, 200 - 30 * i)).save(buf, format="PNG")
-            zf.writestr(f"pics/{i}.png", buf.getvalue())
-        zf.writestr("pics/broken.png", b"not a png")
+    zpath = png_zip(tmp_path / "pics.zip", [f"pics/{i}.png" for i in range(6)], extra={"pics/broken.png": b"not a png"})
     msg = ep.train(lab, **{**TINY_TRAIN, "source": "upload"}, files=[str(zpath)], steps=2)
     assert md_text("6 images used from pics.zip; 1 files skipped") in msg  # visitor text, escaped
     state = wait_for(lab, lambda s: s["status"] == "finished")

@@ -222,19 +222,10 @@ HOSTILE = "boom [click](javascript:evil) **big** <img src=x onerror=alert(1)>.zi
 
 
 def _hostile_zip(folder: Path) -> Path:
-    import io
-    import zipfile
+    from conftest import png_zip
 
-    from PIL import Image
-
-    path = folder / HOSTILE
-    with zipfile.ZipFile(path, "w") as zf:
-        for i in range(8):
-            buf = io.BytesIO()
-            Image.new("RGB", (20, 20), (30 * i, 100, 200 - 20 * i)).save(buf, format="PNG")
-            zf.writestr(f"[x](javascript:evil) <b>{i}</b>.png", buf.getvalue())
-        zf.writestr("**not** an <img src=x>.png", b"broken")
-    return path
+    names = [f"[x](javascript:evil) <b>{i}</b>.png" for i in range(8)]
+    return png_zip(folder / HOSTILE, names, extra={"**not** an <img src=x>.png": b"broken"})
 
 
 def _no_markup_from_names(page) -> None:

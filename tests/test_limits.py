@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,8 @@ import torch
 import gan
 from gan.train import CKPT_NAME, checkpoint_info
 from gan.worker import TrainRequest, read_message, write_message
+
+from conftest import png_zip
 
 pytest.importorskip("gradio")
 from test_app import TINY_TRAIN, make_lab, pytestmark, wait_for  # noqa: E402, F401
@@ -191,14 +192,7 @@ def test_run_folders_are_pruned_by_bytes_oldest_first_never_the_one_in_use(tmp_p
 
 
 def _zip_of_pngs(path: Path, n: int = 12) -> Path:
-    from PIL import Image
-
-    with zipfile.ZipFile(path, "w") as zf:
-        for i in range(n):
-            buf = io.BytesIO()
-            Image.new("RGB", (20, 24), (20 * i, 90, 200 - 10 * i)).save(buf, format="PNG")
-            zf.writestr(f"p/{i}.png", buf.getvalue())
-    return path
+    return png_zip(path, [f"p/{i}.png" for i in range(n)], size=(20, 24))
 
 
 def test_decoded_data_is_per_visitor_on_disk_and_released_when_the_session_ends(tmp_path):
@@ -372,3 +366,40 @@ def test_sigterm_to_the_server_ends_the_child_with_a_checkpoint_at_its_current_s
         if server.poll() is None:
             server.kill()
             server.wait(10)
+
+
+def test_a_full_line_is_said_before_anything_is_decoded(tmp_path, monkeypatch):
+    lab = make_lab(tmp_path, on_space=True, max_queue=1)
+    ep.train(lab, **TINY_TRAIN, steps=10_000, session="A")
+    ep.train(lab, **TINY_TRAIN, steps=5, session="B")
+    decoded = []
+    monkeypatch.setattr(lab, "data", lambda *a, **k: decoded.append(a))
+    with pytest.raises(Busy, match="The line is full"):
+        ep.train(lab, **TINY_TRAIN, steps=5, session="C")
+    assert decoded == []
+    lab.runner.shutdown()
+
+
+def test_listings_and_headers_are_checked_before_a_decode_child_starts(tmp_path, monkeypatch):
+    """A refusal from a zip listing or an .npy header costs no child process (each imports torch)."""
+    import gan.worker
+
+    def no_child(*a, **k):
+        raise AssertionError("a decode child was started")
+
+    monkeypatch.setattr(gan.worker, "decode_in_child", no_child)
+    lab = make_lab(tmp_path, on_space=True, isolate_data=True)
+    path = tmp_path / "big.npz"
+    np.savez(path, images=np.zeros((3000, 3, 8, 8), np.uint8))  # stored, not compressed: passes the ratio check
+    spec = ep.data_spec(lab, "upload", [str(path)], "", 256, 3)  # 3,000 x 3 x 256² = 590 MB: over 512 MB
+    with pytest.raises(gan.DataError, match=r"3,000 images at 256x256 \(3 channels\) need 589,824,000 bytes"):
+        lab.data(spec, "A")
+
+
+def test_the_wait_estimate_uses_the_runs_mean_speed():
+    from gan.ui.jobs import Job
+
+    job = Job("r", Path("."), steps=1000, batch_size=32, data_summary="", data=None, spec=None, status="running")
+    job.start_step, job.step, job.started = 100, 300, time.time() - 100  # 200 steps in 100 s
+    job.img_per_s = 32 * 10  # the last few steps ran at 10 steps a second
+    assert 345 < job.eta_s() < 351  # 700 steps at 2 a second, not 70 s

@@ -6,11 +6,9 @@ test_browser.py.
 
 from __future__ import annotations
 
-import io
-import zipfile
-
 import pytest
-from PIL import Image
+
+from conftest import png_zip
 
 pytest.importorskip("gradio")
 from test_app import TINY_TRAIN, make_lab, pytestmark, wait_for  # noqa: E402, F401
@@ -23,13 +21,7 @@ HOSTILE = "boom [click](javascript:evil) **big** <img src=x onerror=alert(1)>.zi
 
 
 def _upload(tmp_path) -> str:
-    path = tmp_path / HOSTILE
-    with zipfile.ZipFile(path, "w") as zf:
-        for i in range(8):
-            buf = io.BytesIO()
-            Image.new("RGB", (20, 20), (30 * i, 100, 200 - 20 * i)).save(buf, format="PNG")
-            zf.writestr(f"[x](http://evil)/{i}.png", buf.getvalue())
-    return str(path)
+    return str(png_zip(tmp_path / HOSTILE, [f"[x](http://evil)/{i}.png" for i in range(8)]))
 
 
 def test_another_visitor_sees_only_that_the_trainer_is_busy(tmp_path):

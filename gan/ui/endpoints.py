@@ -29,7 +29,6 @@ from gan.recipes import APP_RUN, auto_metric_every, get_recipe, schedule
 from .common import (
     MAX_SEED,
     AppError,
-    Busy,
     clamp_int,
     fmt_duration,
     md_plain,
@@ -338,9 +337,7 @@ def train(
     """Start a training run in the background (one per server); follow it with `progress`. On a Space
     the run belongs to the starting session (`session`, Gradio's; not an API parameter): only it may
     stop or resume the run."""
-    busy = lab.runner.busy_message()
-    if busy and not lab.runner.max_queue:
-        raise Busy(busy)
+    lab.runner.check_room(session)  # a full line (or none) is said before anything is decoded
     steps = clamp_int("steps", steps, 1, lab.settings.max_steps)
     seed = clamp_int("seed", seed, 0, 2**31 - 1)
     minutes, capped = capped_minutes(lab, max_minutes)

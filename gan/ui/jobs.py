@@ -88,9 +88,13 @@ class Job:
         return self.thread is not None and self.thread.is_alive() and self.finished is None
 
     def eta_s(self) -> float | None:
+        """Seconds until the run ends: its steps left at its mean speed since it started (the speed of the
+        last few steps jumps with the machine's load; the line's estimates are built on this)."""
         if self.img_per_s <= 0 or self.status not in ("running", "stopping"):
             return None
-        eta = (self.steps - self.step) * self.batch_size / self.img_per_s
+        done, took = self.step - self.start_step, time.time() - self.started
+        per_step = took / done if done > 0 and took > 0 else self.batch_size / self.img_per_s
+        eta = (self.steps - self.step) * per_step
         if self.max_minutes:
             eta = min(eta, max(0.0, self.started + 60 * self.max_minutes - time.time()))
         return eta
@@ -214,6 +218,7 @@ class JobRunner:
         self.max_queue = max_queue  # visitors waiting for the trainer (GAN_MAX_QUEUE; 0: Busy)
         self.queue: list[Waiting] = []
         self.closing = False  # the server is shutting down: no run starts any more
+        self.notices: dict[str | None, str] = {}  # session -> why their run in line did not start
         self.max_minutes = 0.0  # the server's time limit of a run (GAN_MAX_MINUTES; 0: none), Resume included
         self.max_steps = 10**9  # the most steps a run may ask for (GAN_MAX_STEPS)
         self.threads = threads  # torch threads of the training (0: every core)
@@ -315,6 +320,18 @@ class JobRunner:
                 place = len(self.queue)
             return place, self.wait_s(place - 1)
 
+    def check_room(self, session: str | None) -> None:
+        """Busy unless the trainer is free, or the line has room (or a place of this visitor's already)."""
+        msg = self.busy_message()
+        if not msg:
+            return
+        if not self.max_queue:
+            raise Busy(msg)
+        with self.lock:
+            mine = any(session and w.session == session for w in self.queue)
+            if not mine and len(self.queue) >= self.max_queue:
+                raise Busy(msg + " The line is full; try again later.")
+
     def place(self, session: str | None) -> tuple[int, float | None] | None:
         """This visitor's place in line and estimated wait, or None."""
         with self.lock:
@@ -339,10 +356,13 @@ class JobRunner:
                     return
                 w = self.queue.pop(0)
             try:
-                self.start(run_dir=self.new_run_dir(w.label), **w.start)
+                self.start(run_dir=self.new_run_dir(w.label, w.session), **w.start)
                 return
-            except Exception:  # noqa: BLE001 - the next in line must still get their turn
+            except Exception as e:  # noqa: BLE001 - the next in line must still get their turn
                 traceback.print_exc()
+                self.notices[w.session] = (
+                    f"Your run in line could not start ({type(e).__name__}: {e}); press Start again."
+                )
 
     # ---- run folders ------------------------------------------------------------------------
 

@@ -199,7 +199,8 @@ class Lab:
                 spec, out, token=s.hub_token, limits=s.data_limits, isolate=bool(s.isolate_data), mem_mb=s.worker_mem_mb
             )  # a Space reads hf:// anonymously
             self.data_files[key] = got
-            self.prune_data(keep={got.path})
+            waiting = {w.start["data"].path for w in list(self.runner.queue) if hasattr(w.start["data"], "path")}
+            self.prune_data(keep={got.path} | waiting)  # never the data of a visitor waiting in line
             self.prune_caches(keep_dataset=spec.paths[0] if spec.kind == "hub" else None)
             return got
         finally:

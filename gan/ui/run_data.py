@@ -125,6 +125,9 @@ def prepare_data(
     if isolate and spec.kind != "synthetic":
         from gan.worker import decode_in_child
 
+        if spec.kind in ("upload", "folder"):  # listings and headers first: a refusal costs no child process
+            gdata.check_files(list(spec.paths), spec.image_size, spec.channels, limits)
+
         got = decode_in_child(decode_request(spec, out, token, limits, mem_mb))
         return Prepared(out, got.report, got.shape)
     data = load_data(spec, token=token, limits=limits)

@@ -11,7 +11,7 @@ import gradio as gr
 
 from gan.hub import is_repo_id
 
-from .common import USER_ERRORS, fmt_duration
+from .common import USER_ERRORS, fmt_duration, md_text
 from .lab import Lab
 from .train_view import (
     METRIC_TITLE,
@@ -83,25 +83,11 @@ def panel(
         return {ui.drawn: drawn}  # nothing changed (an empty dict would read as one output value)
     alive = job is not None and job.alive
     if job is None:
-        out: dict = {
-            ui.status: lab.runner.last_run() or "No training run yet. Pick data and options, then press **Start**.",
-            ui.loss_plot: chart(None),
-            ui.prob_plot: chart(None),
-            ui.metric_plot: chart(None, METRIC_TITLE),
-            ui.live_grid: None,
-            ui.run_zip: gr.DownloadButton(visible=False),
-            ui.use: gr.Button(visible=False),
-        }
+        out = empty_view(
+            ui, lab.runner.last_run() or "No training run yet. Pick data and options, then press **Start**."
+        )
     elif not sees:  # a Space: another visitor's run, not shared: that the trainer is busy, nothing of it
-        out = {
-            ui.status: stranger_line(lab, job, session),
-            ui.loss_plot: chart(None),
-            ui.prob_plot: chart(None),
-            ui.metric_plot: chart(None, METRIC_TITLE),
-            ui.live_grid: None,
-            ui.run_zip: gr.DownloadButton(visible=False),
-            ui.use: gr.Button(visible=False),
-        }
+        out = empty_view(ui, stranger_line(lab, job, session))
         if drawn.get("job") is not None:  # what an earlier (own, or shared) run showed goes
             out[ui.data_md] = ""
             out[ui.data_examples] = gr.Image(value=None, visible=False)
@@ -152,9 +138,25 @@ def panel(
     return out
 
 
+def empty_view(ui: TrainUI, status: str) -> dict:
+    """The Train tab's run view with nothing in it but a status line."""
+    return {
+        ui.status: status,
+        ui.loss_plot: chart(None),
+        ui.prob_plot: chart(None),
+        ui.metric_plot: chart(None, METRIC_TITLE),
+        ui.live_grid: None,
+        ui.run_zip: gr.DownloadButton(visible=False),
+        ui.use: gr.Button(visible=False),
+    }
+
+
 def stranger_line(lab: Lab, job, session: str | None) -> str:
     """What a visitor sees of another visitor's run on a Space: that the trainer is busy, when it ends,
     the line for it and their place in it."""
+    notice = lab.runner.notices.get(session) if session else None
+    if notice:
+        return md_text(notice)
     if not job.alive:
         return "No run of yours yet. Pick data and options, then press **Start**."
     eta = job.eta_s()
