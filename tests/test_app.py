@@ -221,7 +221,7 @@ def test_explore_zero_is_the_seed_and_sliders_move_it(lab):
     assert not np.array_equal(d1, d3)  # each slider has its own direction
     with pytest.raises(AppError) as e:
         ep.explore(lab, "tiny", 7, a2=50.0)
-    assert str(e.value).startswith("direction amounts are in σ and must be within ±10")
+    assert str(e.value) == "a2=50 is out of range: direction amounts are in σ, within ±4"
 
 
 def test_plane_corners_are_their_seeds(lab):
@@ -747,7 +747,7 @@ def test_served_sample_explore_and_errors(served):
         client.predict(model="nope", seed=0, n=4, truncation=1.0, api_name="/sample")
     with pytest.raises(ClientError, match=r"^seed=-5 is out of range; allowed 0\.\.4294967280$"):  # one message
         client.predict(model="tiny", seed=-5, n=16, truncation=1.0, api_name="/sample")
-    with pytest.raises(ClientError, match="greater than maximum"):  # the slider's range: ±4 σ
+    with pytest.raises(ClientError, match=r"^a2=50 is out of range: direction amounts are in σ, within ±4$"):
         client.predict(model="tiny", seed=7, a2=50.0, api_name="/explore")
 
 

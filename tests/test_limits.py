@@ -403,3 +403,18 @@ def test_the_wait_estimate_uses_the_runs_mean_speed():
     job.start_step, job.step, job.started = 100, 300, time.time() - 100  # 200 steps in 100 s
     job.img_per_s = 32 * 10  # the last few steps ran at 10 steps a second
     assert 345 < job.eta_s() < 351  # 700 steps at 2 a second, not 70 s
+
+
+def test_resume_offers_and_suggests_only_what_the_server_allows(tmp_path):
+    from gan.ui.train_live import suggest_total
+
+    lab = make_lab(tmp_path, on_space=True)  # a Space: 20,000 steps at most
+    for name, step in (("at-limit", 20_000), ("short", 15_000)):
+        d = _fake_run(tmp_path / "runs", name, 0.0)
+        meta = json.loads((d / META_NAME).read_text())
+        meta.update(step=step, train_config={"steps": step})
+        (d / META_NAME).write_text(json.dumps(meta))
+        (d / CKPT_NAME).write_bytes(b"")
+    assert [name for _, name in lab.runner.resumable()] == ["short"]  # a finished run at the limit: not offered
+    assert suggest_total(lab, "short", 0) == 20_000  # twice its steps would be 30,000: over the limit
+    assert suggest_total(lab, "short", 18_000) == 18_000

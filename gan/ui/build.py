@@ -15,6 +15,7 @@ from gan.device import choose_precision, resolve_device
 from gan.hub import is_repo_id
 
 from . import browser_view, hub_panel, tab_explore, tab_interpolate, tab_sample, tab_train, train_live
+from . import inputs as gri
 from .lab import Lab
 from .models import NO_MODEL
 from .settings import Settings
@@ -48,7 +49,7 @@ def refresh_models(lab: Lab, current: str | None) -> gr.Dropdown:
     choices = lab.models.choices()
     values = [v for _, v in choices]
     keep = current in values or (current and is_repo_id(current))
-    return gr.Dropdown(choices=choices, value=current if keep else lab.models.default())
+    return gri.Dropdown(choices=choices, value=current if keep else lab.models.default())
 
 
 def chain(dep, steps: list[tuple]):
@@ -71,7 +72,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     with gr.Blocks(title="GAN Lab", delete_cache=(600, 3600)) as demo:
         gr.Markdown(INTRO, elem_id="gan-header")
         with gr.Row(equal_height=True):
-            model = gr.Dropdown(
+            model = gri.Dropdown(
                 label="Model",
                 choices=lab.models.choices(),
                 value=lab.models.default(),

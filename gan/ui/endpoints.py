@@ -54,6 +54,17 @@ def _seed(name: str, v: Any) -> int:
     return clamp_int(name, v, 0, MAX_SEED)
 
 
+MAX_PSI = 2.0  # the truncation sliders' range: 0..2
+
+
+def _psi(v: Any) -> float:
+    """A truncation ψ in 0..MAX_PSI (None: 1), else an AppError naming it."""
+    f = float(1.0 if v is None else v)
+    if not (math.isfinite(f) and 0.0 <= f <= MAX_PSI):
+        raise AppError(f"truncation={f:g} is out of range; allowed 0..{MAX_PSI:g}")
+    return f
+
+
 # ---- Sample and Interpolate ---------------------------------------------------------------------
 
 
@@ -65,13 +76,13 @@ def sample(lab: Lab, model: str | None, seed: int, n: int, truncation: float) ->
 def sample_images(lab: Lab, model: str | None, seed: int, n: int, truncation: float) -> torch.Tensor:
     n = clamp_int("n", n, 1, 64)
     seed = clamp_int("seed", seed, 0, MAX_SEED - n + 1)
-    return lab.sample_images(lab.models.get(model), seed, n, float(truncation))
+    return lab.sample_images(lab.models.get(model), seed, n, _psi(truncation))
 
 
 def _walk_ends(G, seed_a: Any, seed_b: Any, mode: str, truncation: float) -> tuple[torch.Tensor, torch.Tensor]:
     if mode not in ("slerp", "lerp"):
         raise AppError(f"mode must be 'slerp' or 'lerp', got {mode!r}")
-    return tuple(sampling.latents([_seed("seed_a", seed_a), _seed("seed_b", seed_b)], G.z_dim, float(truncation)))
+    return tuple(sampling.latents([_seed("seed_a", seed_a), _seed("seed_b", seed_b)], G.z_dim, _psi(truncation)))
 
 
 def interpolate(
@@ -84,7 +95,7 @@ def interpolate(
         raise AppError(f"t={t} is out of range; allowed 0..1")
     G = lab.models.get(model)
     za, zb = _walk_ends(G, seed_a, seed_b, mode, truncation)
-    z = lab.move(G, sampling.interpolate(za, zb, t, mode)[None], (d1, d2, d3, d4, d5))  # t = 0: A bit for bit
+    z = lab.move(G, sampling.interpolate(za, zb, t, mode)[None], (d1, d2, d3, d4, d5), 3.0)  # t = 0: A bit for bit
     return to_hwc(lab.generate(G, z))
 
 
@@ -104,7 +115,7 @@ def walk(
         raise AppError(f"fps={fps} is out of range; allowed 1..60")
     G = lab.models.get(model)
     za, zb = _walk_ends(G, seed_a, seed_b, mode, truncation)
-    z = lab.move(G, sampling.walk_latents(za, zb, frames, mode, loop=bool(loop)), (d1, d2, d3, d4, d5))
+    z = lab.move(G, sampling.walk_latents(za, zb, frames, mode, loop=bool(loop)), (d1, d2, d3, d4, d5), 3.0)
     imgs = lab.generate(G, z)
     stem = f"walk_{int(seed_a)}_{int(seed_b)}_{mode}"
     gif = str(sampling.save_gif(imgs, lab.scratch.path(stem + ".gif"), fps=fps, scale=_gif_scale(imgs)))
@@ -128,8 +139,8 @@ def explore(
     """Seed's image moved along the model's principal directions 1..8 by a1..a8 (in σ; all 0 = the seed's
     own image, as `sample` draws it)."""
     G = lab.models.get(model)
-    z = sampling.latents([_seed("seed", seed)], G.z_dim, float(truncation))
-    return to_hwc(lab.generate(G, lab.move(G, z, (a1, a2, a3, a4, a5, a6, a7, a8))))
+    z = sampling.latents([_seed("seed", seed)], G.z_dim, _psi(truncation))
+    return to_hwc(lab.generate(G, lab.move(G, z, (a1, a2, a3, a4, a5, a6, a7, a8), 4.0, "a")))
 
 
 def _corners(seed_tl: Any, seed_tr: Any, seed_bl: Any, seed_br: Any, mode: str) -> list[int]:
@@ -152,9 +163,9 @@ def plane(
     G = lab.models.get(model)
     with lab.threads(1):
         if u in (0.0, 1.0) and v in (0.0, 1.0):  # a corner is its seed's own image, bit for bit
-            img = sampling.sample(G, [corners[2 * int(v) + int(u)]], float(truncation))[0]
+            img = sampling.sample(G, [corners[2 * int(v) + int(u)]], _psi(truncation))[0]
         else:
-            _, img = latent.blend_corners(G, corners, u, v, mode=mode, truncation=float(truncation))
+            _, img = latent.blend_corners(G, corners, u, v, mode=mode, truncation=_psi(truncation))
     return to_hwc(img[None])
 
 
@@ -166,7 +177,7 @@ def plane_overview(
     corners = _corners(seed_tl, seed_tr, seed_bl, seed_br, mode)
     G = lab.models.get(model)
     with lab.threads(1):
-        a = latent.blend_plane(G, corners, PLANE_N, mode=mode, truncation=float(truncation))
+        a = latent.blend_plane(G, corners, PLANE_N, mode=mode, truncation=_psi(truncation))
     return a[..., 0] if a.shape[-1] == 1 else a
 
 
@@ -230,7 +241,7 @@ def arithmetic(
     a, b, c = parse_seeds("Seeds A", seeds_a), parse_seeds("Seeds B", seeds_b), parse_seeds("Seeds C", seeds_c)
     G = lab.models.get(model)
     with lab.threads(1):
-        imgs = latent.arithmetic_images(G, a, b, c, truncation=float(truncation))  # (4, C, H, W)
+        imgs = latent.arithmetic_images(G, a, b, c, truncation=_psi(truncation))  # (4, C, H, W)
     captions = [f"mean of A ({len(a)})", f"mean of B ({len(b)})", f"mean of C ({len(c)})", "A − B + C"]
     return [(to_hwc(imgs[i : i + 1]), cap) for i, cap in enumerate(captions)]
 
@@ -358,8 +369,8 @@ def train(
         d_width=clamp_int("d_width", d_width, 4, 512),
         steps=steps,
         batch_size=clamp_int("batch_size", batch_size, 1, 4096),
-        lr_g=float(lr),
-        lr_d=float(lr),
+        lr_g=learning_rate(lr),
+        lr_d=learning_rate(lr),
         loss=loss,
         augment=augment,
         precision=precision,
@@ -393,6 +404,14 @@ def train(
         f"Started `{job.name}`: {steps} steps on {md_text(job.data_summary)}{capped}{fits}. Watch it here (or poll the "
         "`progress` endpoint)."
     )
+
+
+def learning_rate(v: Any) -> float:
+    """The learning rate of both nets: a number in (0, 0.1] (the Train tab's field), else an AppError."""
+    f = float(2e-4 if v is None else v)
+    if not (math.isfinite(f) and 0.0 < f <= 0.1):
+        raise AppError(f"lr={f:g} is out of range; a learning rate is above 0 and at most 0.1 (2e-4 is typical)")
+    return f
 
 
 MAX_PREVIEWS = 200

@@ -11,6 +11,7 @@ import gradio as gr
 from gan.hub import is_repo_id
 
 from . import endpoints as ep
+from . import inputs as gri
 from .common import USER_ERRORS, md_text
 from .lab import Lab
 from .settings import Settings
@@ -51,22 +52,22 @@ def create_ui(settings: Settings) -> HubUI:
     with gr.Accordion("Hugging Face Hub: load a model by repo id, or push the selected one", open=False):
         with gr.Row():
             with gr.Column(min_width=280):
-                repo = gr.Textbox(
+                repo = gri.Textbox(
                     label="Load a model from the Hub", placeholder="user/name", max_lines=1, elem_id="hub-repo"
                 )
                 load = gr.Button("Load", size="sm", elem_id="hub-load")
             with gr.Column(min_width=280):
-                push_repo = gr.Textbox(
+                push_repo = gri.Textbox(
                     label="Push the selected model to", placeholder="your-user-name/my-gan", max_lines=1
                 )
-                token = gr.Textbox(
+                token = gri.Textbox(
                     label="Hub token (write access)",
                     type="password",
                     max_lines=1,
                     placeholder="hf_…  (leave empty to use HF_TOKEN)",
                     elem_id="hub-token",
                 )
-                private = gr.Checkbox(False, label="Private repo")
+                private = gri.Checkbox(False, label="Private repo")
                 push = gr.Button("Push to the Hub", size="sm", variant="primary", elem_id="hub-push")
         gr.Markdown(token_note(settings), elem_classes=["gan-note"])
         status = gr.Markdown("", elem_id="hub-status")  # the last load or push: stays until the next
@@ -99,7 +100,7 @@ def create_event_handlers(ui: HubUI, lab: Lab, model: gr.Dropdown) -> None:
         except USER_ERRORS as e:
             gr.Warning(html.escape(str(e)))  # a toast renders HTML: the repo id is the visitor's
             return f"**{md_text(e)}**", gr.skip()
-        return msg, gr.Dropdown(choices=lab.models.choices(), value=repo_id.strip())  # the loaded model is picked
+        return msg, gri.Dropdown(choices=lab.models.choices(), value=repo_id.strip())  # the loaded model is picked
 
     ui.load.click(load, ui.repo, [ui.status, model], **private)
     ui.repo.submit(load, ui.repo, [ui.status, model], **private)

@@ -164,11 +164,15 @@ class Lab:
                     cache.pop(next(iter(cache)))
         return got
 
-    def move(self, G: torch.nn.Module, z: torch.Tensor, amounts: Sequence[Any]) -> torch.Tensor:
-        """z moved along G's principal directions by `amounts` in σ (missing ones count 0)."""
+    def move(
+        self, G: torch.nn.Module, z: torch.Tensor, amounts: Sequence[Any], limit: float = 10.0, names: str = "d"
+    ) -> torch.Tensor:
+        """z moved along G's principal directions by `amounts` in σ (missing ones count 0), each within
+        ±limit (the sliders' range; `names`: the parameters' letter, for the message)."""
         a = [float(x or 0.0) for x in amounts]
-        if not all(math.isfinite(x) and abs(x) <= 10 for x in a):
-            raise AppError(f"direction amounts are in σ and must be within ±10, got {a}")
+        for i, x in enumerate(a):
+            if not (math.isfinite(x) and abs(x) <= limit):
+                raise AppError(f"{names}{i + 1}={x:g} is out of range: direction amounts are in σ, within ±{limit:g}")
         if not any(a):  # nothing to move: no need for the directions
             return z
         dirs = self.directions(G)

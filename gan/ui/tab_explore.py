@@ -13,6 +13,7 @@ from gan.onnx_export import explore_payload, plane_payload
 
 from . import browser_view
 from . import endpoints as ep
+from . import inputs as gri
 from .common import USER_ERRORS
 from .lab import N_EXPLORE, STRIP_AMOUNTS, Lab
 from .settings import Settings
@@ -122,7 +123,7 @@ def _directions_ui(settings: Settings) -> DirectionsUI:
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
             with gr.Row(equal_height=True):
-                seed = gr.Number(0, label="Seed", precision=0, scale=3, elem_id="explore-seed")
+                seed = gri.Number(0, label="Seed", precision=0, scale=3, elem_id="explore-seed")
                 dice = gr.Button("Random", scale=0, min_width=80)
             view = browser_view.make(
                 settings,
@@ -136,7 +137,7 @@ def _directions_ui(settings: Settings) -> DirectionsUI:
             )
             image = pixel_image("Seed moved along the directions", height=380, elem_id="explore-image")
             with gr.Row(equal_height=True):
-                truncation = gr.Slider(
+                truncation = gri.Slider(
                     0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", scale=3, elem_id="explore-psi"
                 )
                 reset = gr.Button("Reset sliders", size="sm", scale=1, min_width=100)
@@ -152,7 +153,7 @@ def _directions_ui(settings: Settings) -> DirectionsUI:
             for i in range(N_EXPLORE):
                 with gr.Row(equal_height=True):
                     sliders.append(
-                        gr.Slider(
+                        gri.Slider(
                             -4.0,
                             4.0,
                             value=0.0,
@@ -192,12 +193,12 @@ def _plane_ui(settings: Settings) -> PlaneUI:
             for row in (("Top-left", "Top-right"), ("Bottom-left", "Bottom-right")):
                 with gr.Row():
                     for where in row:
-                        corners.append(gr.Number(len(corners) + 1, label=f"{where} seed", precision=0))
+                        corners.append(gri.Number(len(corners) + 1, label=f"{where} seed", precision=0))
             dice = gr.Button("Random corners", size="sm")
-            u = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="u (left → right)", elem_id="plane-u")
-            v = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="v (top → bottom)", elem_id="plane-v")
-            mode = gr.Radio(["slerp", "bilinear"], value="slerp", label="Blend")
-            truncation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", elem_id="plane-psi")
+            u = gri.Slider(0.0, 1.0, value=0.5, step=0.01, label="u (left → right)", elem_id="plane-u")
+            v = gri.Slider(0.0, 1.0, value=0.5, step=0.01, label="v (top → bottom)", elem_id="plane-v")
+            mode = gri.Radio(["slerp", "bilinear"], value="slerp", label="Blend")
+            truncation = gri.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", elem_id="plane-psi")
         with gr.Column(scale=1, min_width=280):
             view = browser_view.make(
                 settings,
@@ -225,7 +226,7 @@ def _photos_ui() -> PhotosUI:
         for name in "AB":
             with gr.Column(scale=1, min_width=260):
                 photos.append(
-                    gr.Image(
+                    gri.Image(
                         label=f"Photo {name}" + (" (optional)" if name == "B" else ""),
                         type="pil",
                         sources=["upload", "clipboard"],
@@ -238,10 +239,10 @@ def _photos_ui() -> PhotosUI:
                     recs.append(
                         pixel_image("reconstruction", height=150, buttons=["download"], elem_id=f"recon-{name.lower()}")
                     )
-                errors.append(gr.Number(None, label="RMS error", interactive=False, precision=4, visible=False))
+                errors.append(gri.Number(None, label="RMS error", interactive=False, precision=4, visible=False))
                 error_text.append(gr.Markdown(rms_text(None), elem_classes=NOTE, elem_id=f"rms-{name.lower()}"))
         with gr.Column(scale=1, min_width=260):
-            steps = gr.Slider(
+            steps = gri.Slider(
                 10,
                 1000,
                 value=ep.INVERT_STEPS,
@@ -250,7 +251,7 @@ def _photos_ui() -> PhotosUI:
                 info="more: closer, slower (150 take a few seconds on a CPU)",
             )
             invert = gr.Button("Invert", variant="primary", elem_id="invert")
-            frames = gr.Slider(2, 128, value=24, step=1, label="Frames of the walk A → B")
+            frames = gri.Slider(2, 128, value=24, step=1, label="Frames of the walk A → B")
             walk = gr.Button("Render the walk again", size="sm")
             gif = pixel_image("Walk between the two photos (GIF)", type="filepath", height=260)
     return PhotosUI(photos, targets, recs, errors, error_text, steps, invert, frames, walk, gif, gr.State({}))
@@ -272,11 +273,11 @@ def _arithmetic_ui() -> ArithmeticUI:
                 elem_classes=NOTE,
             )
             groups = [
-                gr.Textbox("1, 2, 3", label="Seeds A", max_lines=1),
-                gr.Textbox("4, 5, 6", label="Seeds B (subtracted)", max_lines=1),
-                gr.Textbox("7, 8, 9", label="Seeds C (added)", max_lines=1),
+                gri.Textbox("1, 2, 3", label="Seeds A", max_lines=1),
+                gri.Textbox("4, 5, 6", label="Seeds B (subtracted)", max_lines=1),
+                gri.Textbox("7, 8, 9", label="Seeds C (added)", max_lines=1),
             ]
-            truncation = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ")
+            truncation = gri.Slider(0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ")
             compute = gr.Button("Compute A − B + C", variant="primary")
         with gr.Column(scale=2):
             gallery = gr.Gallery(
@@ -324,7 +325,7 @@ def render_all(lab: Lab, model, seed, truncation, tl, tr, bl, br, u, v, blend, p
     the in-browser views' model and latents."""
     k = direction_count(lab, model, N_EXPLORE)
     sliders = [
-        gr.Slider(value=0.0, label=f"Direction {i + 1}" if i < k else "", visible=i < k) for i in range(N_EXPLORE)
+        gri.Slider(value=0.0, label=f"Direction {i + 1}" if i < k else "", visible=i < k) for i in range(N_EXPLORE)
     ]
     images = _strips(lab, model, seed, truncation, k)
     image = quietly(ep.explore, lab)(model, seed, *[0.0] * N_EXPLORE, truncation)

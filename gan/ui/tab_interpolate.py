@@ -11,6 +11,7 @@ from gan.onnx_export import interpolate_payload
 
 from . import browser_view
 from . import endpoints as ep
+from . import inputs as gri
 from .lab import N_DIRECTIONS, Lab
 from .settings import Settings
 from .wiring import (
@@ -57,16 +58,16 @@ def create_ui(has_model: bool, settings: Settings | None = None) -> InterpolateU
         with gr.Column(scale=1, min_width=300):
             notice = no_model_notice(not has_model)
             with gr.Row(equal_height=True):
-                seed_a = gr.Number(1, label="Seed A", precision=0)
-                seed_b = gr.Number(2, label="Seed B", precision=0)
+                seed_a = gri.Number(1, label="Seed A", precision=0)
+                seed_b = gri.Number(2, label="Seed B", precision=0)
             with gr.Row():
                 dice_a = gr.Button("Random A", size="sm", min_width=60)
                 swap = gr.Button("⇄ Swap", size="sm", min_width=60)
                 dice_b = gr.Button("Random B", size="sm", min_width=60)
-            t = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label="t (0 = seed A, 1 = seed B)", elem_id="t")
+            t = gri.Slider(0.0, 1.0, value=0.5, step=0.01, label="t (0 = seed A, 1 = seed B)", elem_id="t")
             with gr.Row():
-                mode = gr.Radio(["slerp", "lerp"], value="slerp", label="Path", scale=1, min_width=160)
-                truncation = gr.Slider(
+                mode = gri.Radio(["slerp", "lerp"], value="slerp", label="Path", scale=1, min_width=160)
+                truncation = gri.Slider(
                     0.0, 2.0, value=1.0, step=0.05, label="Truncation ψ", scale=2, min_width=240, elem_id="interp-psi"
                 )
         with gr.Column(scale=1):
@@ -87,15 +88,15 @@ def create_ui(has_model: bool, settings: Settings | None = None) -> InterpolateU
                 "axes of variation. The **Explore** tab shows what each one does."
             )
             dirs = [
-                gr.Slider(-3.0, 3.0, value=0.0, step=0.1, label=f"Direction {i + 1}", elem_id=f"interp-d{i + 1}")
+                gri.Slider(-3.0, 3.0, value=0.0, step=0.1, label=f"Direction {i + 1}", elem_id=f"interp-d{i + 1}")
                 for i in range(N_DIRECTIONS)
             ]
             reset_dirs = gr.Button("Reset directions", size="sm")
     with gr.Accordion("Animation: the walk from A to B", open=True):
         with gr.Row(equal_height=True):
-            frames = gr.Slider(2, 256, value=32, step=1, label="Frames", min_width=240)
-            fps = gr.Slider(1, 60, value=12, step=1, label="Speed (fps)", min_width=240)
-            loop = gr.Checkbox(True, label="There and back (loops smoothly)", min_width=200)
+            frames = gri.Slider(2, 256, value=32, step=1, label="Frames", min_width=240)
+            fps = gri.Slider(1, 60, value=12, step=1, label="Speed (fps)", min_width=240)
+            loop = gri.Checkbox(True, label="There and back (loops smoothly)", min_width=200)
             walk = gr.Button("Render GIF + MP4", variant="primary", min_width=160)
         with gr.Row():
             gif = pixel_image("GIF", type="filepath", height=300)

@@ -12,6 +12,7 @@ import gradio as gr
 from gan import sampling
 
 from . import endpoints as ep
+from . import inputs as gri
 from .common import USER_ERRORS, slug, to_hwc
 from .lab import Lab
 from .wiring import api_twin, endpoint, no_model_notice, pixel_image, quietly, random_seed, seed_check
@@ -49,10 +50,10 @@ def create_ui(has_model: bool) -> SampleUI:
             notice = no_model_notice(not has_model)
             to_train = gr.Button("Go to Train", visible=not has_model, variant="primary")
             with gr.Row(equal_height=True):
-                seed = gr.Number(0, label="Seed", precision=0, scale=3)
+                seed = gri.Number(0, label="Seed", precision=0, scale=3)
                 dice = gr.Button("Random", scale=0, min_width=80, elem_id="random-seed")
-            n = gr.Slider(1, 64, value=16, step=1, label="Images (n)", elem_id="sample-n")
-            truncation = gr.Slider(
+            n = gri.Slider(1, 64, value=16, step=1, label="Images (n)", elem_id="sample-n")
+            truncation = gri.Slider(
                 0.0,
                 2.0,
                 value=1.0,

@@ -21,6 +21,7 @@ import gradio as gr
 from gan.config import AUGMENTS, LOSSES, PRECISIONS
 
 from . import endpoints as ep
+from . import inputs as gri
 from .common import USER_ERRORS, md_text
 from .lab import Lab
 from .ownership import browser_secret
@@ -78,23 +79,23 @@ def _data_ui(settings: Settings, td: dict) -> tuple:
     sources = [("Built-in shapes", "synthetic"), ("Upload images or a zip", "upload"), ("Hub dataset", "hub")]
     if not settings.on_space:
         sources.append(("Folder on this server", "folder"))
-    source = gr.Radio(sources, value="synthetic", label="Source")
-    files = gr.File(
+    source = gri.Radio(sources, value="synthetic", label="Source")
+    files = gri.File(
         label="Images, or a .zip / .npz of them",
         file_count="multiple",
         file_types=["image", ".zip", ".npz"],
         visible=False,
         elem_id="train-files",
     )
-    folder = gr.Textbox(
+    folder = gri.Textbox(
         "",
         label="Folder, .zip or .npz path on the server",
         visible=False,
         placeholder="/data/cats  or  ~/Pictures/cats.zip",
     )
     with gr.Row():
-        image_size = gr.Dropdown([16, 32, 64, 128], value=td["image_size"], label="Image size (px)")
-        channels = gr.Radio([("RGB", 3), ("Grayscale", 1)], value=3, label="Channels")
+        image_size = gri.Dropdown([16, 32, 64, 128], value=td["image_size"], label="Image size (px)")
+        channels = gri.Radio([("RGB", 3), ("Grayscale", 1)], value=3, label="Channels")
     load = gr.Button("Load and check data", size="sm")
     return source, files, folder, image_size, channels, load
 
@@ -104,25 +105,27 @@ def _options_ui(td: dict, auto_precision: str, settings: Settings) -> list:
     recipe = ep.get_recipe("cpu").configs()[1]  # loss, augmentation and mirroring of the CPU recipe
     gr.Markdown("### 2 · Options")
     with gr.Row():
-        steps = gr.Number(td["steps"], label="Steps", precision=0, minimum=1, maximum=settings.max_steps, min_width=140)
-        batch_size = gr.Slider(1, 256, value=td["batch_size"], step=1, label="Batch size", min_width=220)
+        steps = gri.Number(
+            td["steps"], label="Steps", precision=0, minimum=1, maximum=settings.max_steps, min_width=140
+        )
+        batch_size = gri.Slider(1, 256, value=td["batch_size"], step=1, label="Batch size", min_width=220)
     with gr.Row():
-        lr = gr.Number(td["lr"], label="Learning rate (G and D)", minimum=1e-6, maximum=0.1, min_width=160)
-        loss = gr.Radio(list(LOSSES), value=recipe.loss, label="Loss", min_width=200)
-    augment = gr.Dropdown(
+        lr = gri.Number(td["lr"], label="Learning rate (G and D)", minimum=1e-6, maximum=0.1, min_width=160)
+        loss = gri.Radio(list(LOSSES), value=recipe.loss, label="Loss", min_width=200)
+    augment = gri.Dropdown(
         list(AUGMENTS),
         value=recipe.augment,
         label="Augmentation",
         info="DiffAugment keeps D from memorising a small set; classic: flips, turns, zooms",
     )
     with gr.Row():
-        ema = gr.Dropdown(
+        ema = gri.Dropdown(
             ["auto", "off", "0.99", "0.995", "0.999", "0.9999"],
             value="auto",
             label="EMA of G",
             info="auto: half-life of a tenth of the run",
         )
-        precision = gr.Radio(
+        precision = gri.Radio(
             list(PRECISIONS),
             value=td.get("precision", "auto"),
             label="Precision",
@@ -132,11 +135,11 @@ def _options_ui(td: dict, auto_precision: str, settings: Settings) -> list:
     cap = settings.max_minutes or 0
     with gr.Accordion("Model size and more", open=False):
         with gr.Row():
-            g_width = gr.Slider(4, 128, value=td["g_width"], step=4, label="G width", min_width=260)
-            d_width = gr.Slider(4, 128, value=td["d_width"], step=4, label="D width", min_width=260)
-            z_dim = gr.Slider(2, 256, value=td["z_dim"], step=1, label="z size", min_width=260)
-        xflip = gr.Checkbox(recipe.xflip, label="Mirror images (off for digits and text)", elem_id="xflip")
-        cooldown = gr.Slider(
+            g_width = gri.Slider(4, 128, value=td["g_width"], step=4, label="G width", min_width=260)
+            d_width = gri.Slider(4, 128, value=td["d_width"], step=4, label="D width", min_width=260)
+            z_dim = gri.Slider(2, 256, value=td["z_dim"], step=1, label="z size", min_width=260)
+        xflip = gri.Checkbox(recipe.xflip, label="Mirror images (off for digits and text)", elem_id="xflip")
+        cooldown = gri.Slider(
             0.0, ep.MAX_COOLDOWN, value=recipe.cooldown, step=0.05, label="Cool-down",
             info=f"the last fraction of the run (its steps, or its time limit if that comes first) at "
             f"{recipe.cooldown_lr:g}× the learning rates: paid in runs of 2,800 to 5,600 steps, cost in runs of "
@@ -144,12 +147,12 @@ def _options_ui(td: dict, auto_precision: str, settings: Settings) -> list:
             elem_id="cooldown",
         )  # fmt: skip
         with gr.Row():
-            seed = gr.Number(0, label="Seed", precision=0, minimum=0, min_width=140)
-            preview_every = gr.Number(
+            seed = gri.Number(0, label="Seed", precision=0, minimum=0, min_width=140)
+            preview_every = gri.Number(
                 td.get("preview_every", 0), label="Preview every N steps (0 = auto)", precision=0, minimum=0,
                 min_width=200,
             )  # fmt: skip
-            max_minutes = gr.Number(
+            max_minutes = gri.Number(
                 0,
                 label=f"Time limit in minutes (0 = {cap:g})" if cap else "Time limit in minutes (0 = none)",
                 minimum=0,
@@ -194,16 +197,16 @@ def create_ui(settings: Settings, auto_precision: str) -> TrainUI:
                 start = gr.Button("Start", variant="primary", elem_id="start", min_width=90)
                 stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="stop", min_width=90)
                 resume = gr.Button("Resume", interactive=False, visible=False, elem_id="resume", min_width=90)
-            share = gr.Checkbox(
+            share = gri.Checkbox(
                 False, label="Let other visitors watch this run live (its samples, curves and data report)",
                 visible=False, elem_id="share",
             )  # fmt: skip
             with gr.Row():
-                resume_run = gr.Dropdown(
+                resume_run = gri.Dropdown(
                     [], value="", label="Run to resume", allow_custom_value=True, visible=False, min_width=200,
                     elem_id="resume-run", scale=2,
                 )  # fmt: skip
-                resume_to = gr.Number(
+                resume_to = gri.Number(
                     0, label="Resume up to step", precision=0, minimum=1, visible=False, min_width=200,
                     elem_id="resume-to", info="the run's new total",
                 )  # fmt: skip
@@ -233,7 +236,7 @@ def create_ui(settings: Settings, auto_precision: str) -> TrainUI:
 
 def source_widgets(source: str):
     hub = source == "hub"
-    return gr.File(visible=source == "upload"), gr.Textbox(
+    return gr.File(visible=source == "upload"), gri.Textbox(
         visible=source in ("folder", "hub"),
         label="Hub dataset id (user/name)" if hub else "Folder, .zip or .npz path on the server",
         placeholder="user/cat-faces  or  hf://datasets/user/cat-faces"
@@ -295,13 +298,13 @@ def create_event_handlers(ui: TrainUI, lab: Lab, model: gr.Dropdown, tabs: gr.Ta
         return (
             gr.skip()
             if job is None or not job.model_key
-            else gr.Dropdown(choices=lab.models.choices(), value=job.model_key)
+            else gri.Dropdown(choices=lab.models.choices(), value=job.model_key)
         )
 
     ui.use.click(use_trained_model, None, model, **private).then(lambda: go_to("sample"), None, tabs, **private)
 
     # the script-facing progress endpoint (a script cannot tick the page's Timer): hidden widgets
-    since = gr.Number(0, visible=False, precision=0, label="since")
+    since = gri.Number(0, visible=False, precision=0, label="since")
     state, grid = gr.JSON(visible=False, label="state"), gr.Image(visible=False, format="png", label="grid")
     gr.Button(visible=False).click(
         endpoint(ep.progress, lab), since, [state, grid], api_name="progress", concurrency_limit=None

@@ -11,6 +11,7 @@ import gradio as gr
 
 from gan.hub import is_repo_id
 
+from . import inputs as gri
 from .common import USER_ERRORS, fmt_duration, md_text
 from .lab import Lab
 from .train_view import (
@@ -122,17 +123,17 @@ def panel(
             drawn["attached"] = job.id
     out[ui.start] = gr.Button(interactive=not alive or (not mine and bool(lab.runner.max_queue)))  # join the line
     out[ui.stop] = gr.Button(interactive=alive and mine)
-    out[ui.share] = gr.Checkbox(visible=alive and mine and lab.settings.on_space, value=bool(job and job.shared))
+    out[ui.share] = gri.Checkbox(visible=alive and mine and lab.settings.on_space, value=bool(job and job.shared))
     can_resume = bool(resumable) and not (alive and pick == job.name)
     out[ui.resume] = gr.Button(interactive=not alive and can_resume, visible=bool(resumable))
     if force or drawn.get("resumable") != resumable:  # redrawn only when the list changes: the pick stays
-        out[ui.resume_run] = gr.Dropdown(choices=resumable, value=pick, visible=bool(resumable))
-        out[ui.resume_to] = gr.Number(visible=bool(resumable))
+        out[ui.resume_run] = gri.Dropdown(choices=resumable, value=pick, visible=bool(resumable))
+        out[ui.resume_to] = gri.Number(visible=bool(resumable))
     choices = lab.models.choices()
     values = [v for _, v in choices]
     if force or drawn.get("models") != values:  # a run finished: offer its model
         keep = current if current and (current in values or is_repo_id(current)) else None
-        out[model] = gr.Dropdown(choices=choices, value=keep or lab.models.default())
+        out[model] = gri.Dropdown(choices=choices, value=keep or lab.models.default())
     drawn.update(key=dkey, models=values, resumable=resumable)
     out[ui.drawn] = drawn
     return out

@@ -6,9 +6,12 @@ from __future__ import annotations
 import functools
 import html
 import inspect
+import math
 import os
 import random
+import sys
 import traceback
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -65,6 +68,8 @@ def endpoint(fn: Callable, lab: Lab) -> Callable:
     bound = functools.partial(fn, lab)
     params = list(inspect.signature(bound).parameters.values())
     wants_session = any(p.name == "session" for p in params)
+    hints = typing.get_type_hints(fn)
+    names = [p.name for p in params if p.name not in ("session", "progress")]
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -73,10 +78,13 @@ def endpoint(fn: Callable, lab: Lab) -> Callable:
             args = tuple(a for a in args if not isinstance(a, gr.Request))
             kwargs["session"] = getattr(requests[0], "session_hash", None)
         try:
+            args = tuple(coerce(n, v, hints.get(n, Any)) for n, v in zip(names, args)) + args[len(names) :]
+            kwargs = {k: coerce(k, v, hints.get(k, Any)) if k in names else v for k, v in kwargs.items()}
             return bound(*args, **kwargs)
         except gr.Error:
             raise
-        except USER_ERRORS as e:
+        except USER_ERRORS as e:  # bad input: one line in the log, the message to the visitor
+            print(f"refused /{fn.__name__}: {' '.join(str(e).split())[:300]}", file=sys.stderr)
             raise gr.Error(html.escape(str(e), quote=False), print_exception=False) from None  # toasts render HTML
         except Exception as e:  # noqa: BLE001 - a bug or an environment problem: the trace goes to the log
             traceback.print_exc()
@@ -90,6 +98,49 @@ def endpoint(fn: Callable, lab: Lab) -> Callable:
     wrapper.__signature__ = inspect.Signature(params)  # without `lab`: what the API shows
     del wrapper.__wrapped__  # Gradio reads the signature above, not fn's
     return wrapper
+
+
+def _short(v: Any) -> str:
+    r = repr(v)
+    return r if len(r) <= 60 else r[:57] + "..."
+
+
+def coerce(name: str, v: Any, hint: Any) -> Any:
+    """An API value as the type its parameter documents (3, 3.0 and "3" for an int; "0.5" for a float;
+    "true" for a bool; a number for a str), else an AppError naming the parameter. None stays None
+    (the endpoint's default or check takes it); other types pass unchanged."""
+    if v is None or hint is Any:
+        return v
+    kinds = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    kind = kinds[0] if len(kinds) == 1 else None
+    if kind is bool:
+        if isinstance(v, bool):
+            return v
+        text = str(v).strip().lower() if isinstance(v, (str, int, float)) else None
+        if text in ("true", "1", "yes", "on"):
+            return True
+        if text in ("false", "0", "no", "off", ""):
+            return False
+        raise AppError(f"{name} must be true or false, got {_short(v)}")
+    if kind is int or kind is float:
+        if isinstance(v, int) and not isinstance(v, bool):
+            return v
+        try:
+            f = float(v.strip() if isinstance(v, str) else v) if not isinstance(v, bool) else None
+        except (TypeError, ValueError, OverflowError):
+            f = None
+        ok = f is not None and math.isfinite(f) and (kind is float or f.is_integer())
+        if not ok:
+            what = "a whole number" if kind is int else "a number"
+            raise AppError(f"{name} must be {what}, got {_short(v)}")
+        return int(f) if kind is int else f
+    if kind is str:
+        if isinstance(v, str):
+            return v
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return str(v)
+        raise AppError(f"{name} must be text, got {_short(v)}")
+    return v
 
 
 def seed_check(inputs: list, seeds: list) -> Callable:
