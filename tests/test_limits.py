@@ -30,6 +30,7 @@ pytest.importorskip("gradio")
 from test_app import TINY_TRAIN, make_lab, pytestmark, wait_for  # noqa: E402, F401
 
 from gan.ui import endpoints as ep  # noqa: E402
+from gan.ui import train_endpoints  # noqa: E402
 from gan.ui.common import AppError, Busy  # noqa: E402
 from gan.ui.jobs import META_NAME  # noqa: E402
 
@@ -121,7 +122,7 @@ def test_resume_gets_what_is_left_of_the_limit(tmp_path):
 def test_settings_that_cannot_make_their_steps_in_the_limit_are_refused(tmp_path, monkeypatch):
     from gan.cost import REFERENCE, REFERENCE_BATCH, StepCost, step_macs
 
-    monkeypatch.setattr(ep, "machine_cost", lambda: StepCost(0.05 / step_macs(REFERENCE, REFERENCE_BATCH)))
+    monkeypatch.setattr(train_endpoints, "machine_cost", lambda: StepCost(0.05 / step_macs(REFERENCE, REFERENCE_BATCH)))
     lab = make_lab(tmp_path, on_space=True, max_minutes=30)
     big = {**TINY_TRAIN, "image_size": 128, "g_width": 128, "d_width": 128, "batch_size": 256}
     with pytest.raises(AppError) as e:
