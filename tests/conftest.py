@@ -18,6 +18,27 @@ from gan import ModelConfig, TrainConfig  # noqa: E402
 
 torch.set_num_threads(1)  # tiny models: one thread is as fast, and parallel jobs do not oversubscribe
 
+
+def pytest_configure(config) -> None:
+    """The in-browser generator's tests need onnxruntime-web from npm (package-lock.json pins it): where
+    npm exists and node_modules lacks it, install it once (`npm ci`, a few seconds), so that the README's
+    one test command runs those tests too. Without npm they skip, and the summary says why (-rs)."""
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    if (root / "node_modules" / "onnxruntime-web").is_dir() or not (root / "package-lock.json").is_file():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        return
+    try:
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=root, timeout=300, check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as e:
+        print(f"note: npm ci failed ({e}); the in-browser generator's tests will say why they skip")
+
+
 TINY = ModelConfig(image_size=16, channels=3, z_dim=16, g_width=8, d_width=8)
 
 
