@@ -614,8 +614,7 @@ def _common_argv(args) -> list[str]:
 ARGS: argparse.Namespace
 
 
-def main() -> None:
-    global ARGS
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(DATA))
     p.add_argument("--results", default=str(RESULTS), help="folder of the per-cell JSON files")
@@ -641,7 +640,12 @@ def main() -> None:
     sub.add_parser("plan", help="print what the queue would run, in order")
     sub.add_parser("report", help="write quality_table.md, quality_results.json and the grids")
     sub.add_parser("floor", help="SWD of real images against other real images (the floor)")
-    ARGS = args = p.parse_args()
+    return p.parse_args(argv)
+
+
+def main() -> None:
+    global ARGS
+    ARGS = args = parse_args()
     cells = make_cells(args.minutes, args.steps)
     if args.cmd == "run":
         unknown = sorted(set(args.cells) - {c.name for c in cells})
@@ -655,10 +659,8 @@ def main() -> None:
             print(*it)
     elif args.cmd == "floor":
         print(floor(args))
-    else:
-        from quality_report import report  # the report's code lives beside this file
-
-        print(report(args, cells))
+    else:  # the report's code lives beside this file and imports this one: run it, never import it back
+        sys.exit(subprocess.call([sys.executable, str(Path(__file__).with_name("quality_report.py")), *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

@@ -229,3 +229,15 @@ def _montage(summ: dict, cell: str, path: Path, cols: int = 4) -> bool:
     canvas.save(tmp, quality=88)
     tmp.replace(path)
     return True
+
+
+def main() -> None:
+    """`python benchmarks/quality_per_minute.py report` runs this: the same arguments."""
+    import quality_per_minute as qpm
+
+    args = qpm.ARGS = qpm.parse_args()
+    print(report(args, qpm.make_cells(args.minutes, args.steps)))
+
+
+if __name__ == "__main__":
+    main()

@@ -3,7 +3,7 @@
 from gan import ModelConfig, TrainConfig, load_images, fit, load_model, sample
 """
 
-from .config import ConfigError, ModelConfig, TrainConfig
+from .config import ConfigError, GanError, ModelConfig, TrainConfig
 from .data import DataError, DatasetReport, ImageData, Limits, load_files, load_images, make_synthetic
 from .hub import load_model, push_to_hub
 from .hubclient import HubError
@@ -37,7 +37,7 @@ from .train import (
 
 __all__ = [
     "Checkpoint", "CheckpointError", "ConfigError", "DataError", "DatasetReport", "Discriminator",
-    "Done", "Generator", "HubError", "ImageData", "Limits", "Metric", "ModelConfig", "ModelLoadError",
+    "Done", "GanError", "Generator", "HubError", "ImageData", "Limits", "Metric", "ModelConfig", "ModelLoadError",
     "Rollback", "Samples", "Started", "StepLog", "TrainConfig", "fit", "interpolation_frames",
     "latents", "lerp", "load_files", "load_hub_dataset", "load_images", "load_model", "make_grid",
     "make_synthetic", "path_latents", "push_to_hub", "sample", "save_gif", "save_model", "save_png",

@@ -353,10 +353,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .config import ConfigError
-    from .data import DataError
-    from .hub import ModelLoadError
-    from .train import CheckpointError
+    from .config import GanError
 
     args = build_parser().parse_args(argv)
     handler = {
@@ -365,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     }[args.cmd]  # fmt: skip
     try:
         return handler(args)
-    except (ConfigError, DataError, ModelLoadError, CheckpointError, ValueError) as e:
+    except (GanError, ValueError) as e:  # GanError: ConfigError, DataError, HubError, ModelLoadError, ...
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

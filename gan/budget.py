@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import GanError
+
 MB = 1_000_000
 SPACE_DATA_MB = 512  # GAN_MAX_DATA_MB on a Space: 16 GB of RAM shared by several visitors and their runs
 LOCAL_DATA_SHARE = 4  # locally: a quarter of the machine's memory ...
@@ -37,7 +39,7 @@ LOCAL_DECODE_MPIX = 100_000  # GAN_MAX_DECODE_MPIX locally
 BLOCK_BYTES = 16 << 20  # an ImagePile grows in blocks of this size
 
 
-class DataError(ValueError):
+class DataError(GanError):
     """The data source cannot be used (missing, empty, unsafe or over a limit)."""
 
 

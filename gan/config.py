@@ -24,7 +24,12 @@ COMPILE = ("off", "on", "auto")
 MAX_PARAMS = 150_000_000  # G + D; a 256 px model at width 64 has ~30M
 
 
-class ConfigError(ValueError):
+class GanError(ValueError):
+    """Any of GAN Lab's errors meant for the user as they are (bad config, data, model folder, Hub repo,
+    checkpoint): the command line and the app catch this one type."""
+
+
+class ConfigError(GanError):
     """A configuration value is out of range or of the wrong type."""
 
 

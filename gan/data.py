@@ -249,9 +249,7 @@ def _hub_source(source: str, limits: Limits, token: str | bool | None) -> _Sourc
     """A Hub dataset in a list of sources: checked by gan.hubdata from the Hub's listing."""
 
     def read(pile: ImagePile, pixels: PixelBudget) -> DatasetReport:
-        from .hubdata import load_hub_dataset  # imported on use: data sits below the Hub code
-
-        data = load_hub_dataset(source, pile.size, pile.channels, token=token, limits=limits)
+        data = _remote(source)(source, pile.size, pile.channels, token=token, limits=limits)
         data.report.n_ok = 0
         _add_array(data.images.numpy(), pile, limits, data.report, data.report.source)
         return data.report
@@ -291,6 +289,22 @@ def _read_sources(
 
 
 HF_DATASET_PREFIX = "hf://datasets/"
+_REMOTE: dict[str, Callable[..., ImageData]] = {}  # a source's prefix -> its loader (registered from above)
+
+
+def register_remote(prefix: str, loader: Callable[..., ImageData]) -> None:
+    """A loader for sources named `prefix...` (gan.hubdata registers hf://datasets/): the data layer
+    sits below the Hub code and never imports it. loader(source, size, channels, *, token, limits)."""
+    _REMOTE[prefix] = loader
+
+
+def _remote(source: str) -> Callable[..., ImageData]:
+    for prefix, loader in _REMOTE.items():
+        if source.startswith(prefix):
+            return loader
+    raise DataError(f"{source}: no reader for this kind of source here (gan.hubdata reads hf://datasets/; import gan)")
+
+
 ARCHIVE_SUFFIXES = (".zip", ".npz")
 
 
@@ -313,9 +327,7 @@ def load_images(
         imgs = make_synthetic(n_synthetic, image_size, channels, seed)
         return ImageData(imgs, DatasetReport("synthetic shapes", n_ok=len(imgs)))
     if isinstance(source, str) and source.startswith(HF_DATASET_PREFIX):
-        from .hubdata import load_hub_dataset  # imported on use: data sits below the Hub code
-
-        return load_hub_dataset(source, image_size, channels, token=token, limits=limits)
+        return _remote(source)(source, image_size, channels, token=token, limits=limits)
     src = _open_source(source, limits)
     images, [report] = _read_sources([src], image_size, channels, limits, src.name)
     return ImageData(torch.from_numpy(images), report)

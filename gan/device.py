@@ -18,6 +18,7 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -127,6 +128,16 @@ def _probe_key(info: CpuInfo) -> str:
     return f"{info.model}|{info.capability}|bf16={info.native_bf16}|amx={info.amx}|torch={torch.__version__}|probe=2"
 
 
+_PROBE_STEP: Callable[[str], Callable[[], object]] | None = None  # precision -> one step; gan.train sets it
+
+
+def register_probe_step(make_step: Callable[[str], Callable[[], object]]) -> None:
+    """The training step the bf16 probe times, made for a precision (gan.train registers its own:
+    the device layer sits below the trainer and never imports it)."""
+    global _PROBE_STEP
+    _PROBE_STEP = make_step
+
+
 def measure_bf16_speedup(reps: int = 2) -> float:
     """fp32 time / bf16 time of the real training step (G and D, forward and backward, both
     optimizers) of the default `cpu` recipe's shape (64 px, widths 32, batch 32), on one thread,
@@ -138,26 +149,20 @@ def measure_bf16_speedup(reps: int = 2) -> float:
     picked fp32 about half the time. One thread: with two threads on two cores that other work kept
     busy, the same probe measured 0.51x (a spinning oneDNN thread pool, 58 s a probe), which would be
     cached as "fp32" for good; one thread measured 1.47-2.00x quiet, 1.25-2.59x beside a training run."""
-    from .config import ModelConfig, TrainConfig
-    from .train import Trainer
-
+    if _PROBE_STEP is None:
+        raise RuntimeError("no training step to time: gan.train registers it (import gan)")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        mcfg = ModelConfig(image_size=64, g_width=32, d_width=32)
-        real = torch.randint(0, 256, (32, 3, 64, 64), dtype=torch.uint8)
-        trainers = {
-            p: Trainer(mcfg, TrainConfig(precision=p, ema_decay=0.0, augment="none"), torch.device("cpu"))
-            for p in ("fp32", "bf16")
-        }
+        steps = {p: _PROBE_STEP(p) for p in ("fp32", "bf16")}
         for p in ("fp32", "bf16", "fp32", "bf16"):  # warm-up: oneDNN primitive creation, the allocator
-            trainers[p].step(real)
+            steps[p]()
         times: dict[str, list[float]] = {"fp32": [], "bf16": []}
         order = ["fp32", "bf16", "bf16", "fp32"]  # ABBA
         for i in range(reps):
             for p in order if i % 2 == 0 else order[::-1]:
                 t0 = time.perf_counter()
-                trainers[p].step(real)
+                steps[p]()
                 times[p].append(time.perf_counter() - t0)
     finally:
         torch.set_num_threads(threads)

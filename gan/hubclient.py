@@ -19,17 +19,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .config import ConfigError
-from .data import DataError
+from .config import GanError
 from .fileio import atomic_write_text
-from .modelfolder import ModelLoadError, repo_id_problem, short
+from .modelfolder import repo_id_problem, short
 
 Token = str | bool | None
 Listing = list[tuple[str, int | None]]  # (path in the repo, size in bytes or None)
 Fetch = Callable[[str], Path]  # one file of the listed commit -> its local path
 
 
-class HubError(ValueError):
+class HubError(GanError):
     """A Hub operation failed (bad repo id, token, access, network); never contains the token."""
 
 
@@ -154,7 +153,7 @@ def hub_call(
     go_offline = False
     try:
         return fn()
-    except (ModelLoadError, HubError, DataError, ConfigError):
+    except GanError:  # ours, said for the user already
         raise
     except Exception as e:
         if offline is not None and _is_network_error(e):

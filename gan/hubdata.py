@@ -12,7 +12,16 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .data import HF_DATASET_PREFIX, DataError, DatasetReport, ImageData, Limits, _decode_all, _is_system
+from .data import (
+    HF_DATASET_PREFIX,
+    DataError,
+    DatasetReport,
+    ImageData,
+    Limits,
+    _decode_all,
+    _is_system,
+    register_remote,
+)
 from .hubclient import Fetch, HubError, Listing, Token, check_repo_id, clean_token, delete_lru, is_hidden, snapshot
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
@@ -222,3 +231,6 @@ def prune_dataset_cache(max_bytes: int, *, keep: Iterable[str] = ()) -> list[str
 
     ours = [r for r in cache.repos if r.repo_type == "dataset" and (r.repo_path / DATASET_MARK).is_file()]
     return delete_lru(cache, ours, max_bytes, keep=keep, last_used=last_used)
+
+
+register_remote(HF_DATASET_PREFIX, load_hub_dataset)  # gan.load_images("hf://datasets/...") reads through here

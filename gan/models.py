@@ -19,10 +19,10 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .card import CARD_METADATA, CARD_TAGS, model_card
-from .config import ConfigError, ModelConfig
+from .config import ConfigError, GanError, ModelConfig
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(GanError):
     """A model folder or repo cannot be loaded; the message says why and what to do."""
 
 

@@ -36,8 +36,8 @@ from torch import nn
 from . import augment
 from . import data as gdata
 from . import distributed as dist_util
-from .config import ModelConfig, TrainConfig
-from .device import PrecisionChoice, choose_precision, set_threads
+from .config import GanError, ModelConfig, TrainConfig
+from .device import PrecisionChoice, choose_precision, register_probe_step, set_threads
 from .models import Discriminator, Generator
 from .sampling import latents, make_grid, save_png
 
@@ -277,7 +277,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
     return path
 
 
-class CheckpointError(ValueError):
+class CheckpointError(GanError):
     """A checkpoint file is missing, not ours, or does not fit the model."""
 
 
@@ -768,3 +768,15 @@ def _cheap_swd(G: nn.Module, images: torch.Tensor, step: int, cfg: ModelConfig, 
     real = images[torch.randperm(len(images), generator=g)[:256].to(images.device)].cpu()
     res = swd(real, fake, n_repeats=1)
     return Metric(step, "swd", float(res["swd_avg"]))
+
+
+def _probe_step(precision: str) -> Callable[[], object]:
+    """One step of the default `cpu` recipe's shape (64 px, widths 32, batch 32) at `precision`: what
+    gan.device's bf16 probe times (registered below; the device layer never imports the trainer)."""
+    mcfg = ModelConfig(image_size=64, g_width=32, d_width=32)
+    real = torch.randint(0, 256, (32, 3, 64, 64), dtype=torch.uint8)
+    tr = Trainer(mcfg, TrainConfig(precision=precision, ema_decay=0.0, augment="none"), torch.device("cpu"))
+    return lambda: tr.step(real)
+
+
+register_probe_step(_probe_step)
