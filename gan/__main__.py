@@ -158,40 +158,101 @@ def _open_model(spec: str, revision: str | None = None):
     return load_model(spec, revision=revision)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+class _Refused(Exception):
+    """A train command that cannot go on: its message, for stderr (exit code 2)."""
 
+
+def _train_configs(args: argparse.Namespace, out: Path):
+    """(model config, train config, resume path or None) from the flags, a recipe or a checkpoint."""
     from .config import ModelConfig, TrainConfig
-    from .data import load_images
     from .recipes import get_recipe
-    from .runlog import LOG_NAME, RunLog
-    from .train import CKPT_NAME, Done, Rollback, Samples, Started, StepLog, fit, load_checkpoint
+    from .train import CKPT_NAME, load_checkpoint
 
-    out = Path(args.out)
-    resume = None
     model_kw = _collect(args, ModelConfig)
     if args.resume is not None:
         resume = Path(args.resume) if args.resume else out
         meta, _ = load_checkpoint(resume)
         mcfg = ModelConfig.from_dict(meta["model_config"])
         if args.recipe:
-            print("error: --recipe starts a new run; a resumed run keeps its own settings", file=sys.stderr)
-            return 2
+            raise _Refused("--recipe starts a new run; a resumed run keeps its own settings")
         if model_kw and mcfg.replace(**model_kw) != mcfg:
-            print(f"error: model options differ from the checkpoint's ({mcfg})", file=sys.stderr)
-            return 2
-        tcfg = TrainConfig.from_dict(meta["train_config"]).replace(**_collect(args, TrainConfig))
+            raise _Refused(f"model options differ from the checkpoint's ({mcfg})")
+        return mcfg, TrainConfig.from_dict(meta["train_config"]).replace(**_collect(args, TrainConfig)), resume
+    if args.recipe:
+        mcfg, tcfg = get_recipe(args.recipe).configs(**model_kw, **_collect(args, TrainConfig))
+        tcfg = tcfg.replace(extra={**tcfg.extra, "recipe": args.recipe})
     else:
-        if args.recipe:
-            mcfg, tcfg = get_recipe(args.recipe).configs(**model_kw, **_collect(args, TrainConfig))
-            tcfg = tcfg.replace(extra={**tcfg.extra, "recipe": args.recipe})
-        else:
-            mcfg = ModelConfig(**model_kw)
-            tcfg = TrainConfig(**_collect(args, TrainConfig))
-        if (out / CKPT_NAME).exists():
-            print(f"error: {out} already holds a run; use --resume to continue it or pick another --out",
-                  file=sys.stderr)  # fmt: skip
-            return 2
+        mcfg, tcfg = ModelConfig(**model_kw), TrainConfig(**_collect(args, TrainConfig))
+    if (out / CKPT_NAME).exists():
+        raise _Refused(f"{out} already holds a run; use --resume to continue it or pick another --out")
+    return mcfg, tcfg, None
+
+
+class _Progress:
+    """What the command line shows of gan.fit's events (rank 0 only under torchrun): a progress bar,
+    warnings, the end; every event also goes to the run's log."""
+
+    def __init__(self, out: Path, quiet: bool, is_main: bool):
+        self.out, self.quiet, self.is_main = out, quiet, is_main
+        self.bar = self.log = None
+        self.rc = 0
+
+    def started(self, ev) -> None:
+        from tqdm import tqdm
+
+        from .runlog import LOG_NAME, RunLog
+
+        if self.log is None and self.is_main:  # rank 0 writes the log
+            self.log = RunLog(self.out / LOG_NAME)
+        if not self.is_main:
+            return
+        print(
+            f"training {ev.n_images} images on {ev.device} ({ev.precision}), batch {ev.batch_size}"
+            f" per process x {ev.world_size} = {ev.batch_size * ev.world_size} global,"
+            f" steps {ev.step}->{ev.steps}, {ev.threads} threads"
+        )
+        print(f"precision {ev.precision_reason}")
+        if ev.warning:
+            print(f"warning: {ev.warning}", file=sys.stderr)
+        self.bar = tqdm(total=ev.steps, initial=ev.step, disable=self.quiet or self.log is None, unit="step")
+
+    def show(self, ev) -> None:
+        from tqdm import tqdm
+
+        from .train import Done, Rollback, Samples, Started, StepLog
+
+        bar = self.bar
+        if isinstance(ev, Started):
+            self.started(ev)
+        elif isinstance(ev, StepLog) and bar is not None:
+            bar.update(ev.step - bar.n)
+            bar.set_postfix(d=f"{ev.loss_d:.3f}", g=f"{ev.loss_g:.3f}", ips=f"{ev.img_per_s:.0f}")
+        elif isinstance(ev, Rollback):
+            tqdm.write(f"warning: {ev.message}")
+        elif isinstance(ev, Samples) and bar is not None and not self.quiet:
+            tqdm.write(f"step {ev.step}: samples -> {ev.path}")
+        elif isinstance(ev, Done) and self.is_main:
+            if bar is not None:
+                bar.update(ev.step - bar.n)
+                bar.close()
+            print(ev.message)
+            if ev.model_dir:
+                print(f"model folder: {ev.model_dir}")
+            self.rc = 3 if ev.reason == "diverged" else self.rc
+        if self.log is not None:
+            self.log.write(ev)  # Samples are PNGs, not log lines
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data import load_images
+    from .train import fit
+
+    out = Path(args.out)
+    try:
+        mcfg, tcfg, resume = _train_configs(args, out)
+    except _Refused as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     # the data source is recorded in the run, so `--resume` alone reads the same images again
     source = args.data or tcfg.extra.get("data", "synthetic")
     n_synth = args.n_synthetic or tcfg.extra.get("n_synthetic", 2048)
@@ -201,7 +262,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     is_main = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 talks
     if is_main:
         print(data.report.summary())
-
     stop = threading.Event()
 
     def on_sigint(signum, frame):
@@ -211,49 +271,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("\nstopping after this step (Ctrl-C again to abort)...", file=sys.stderr)
 
     old = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
-    bar = None
-    log = None
-    rc = 0
+    progress = _Progress(out, args.quiet, is_main)
     try:
         for ev in fit(None if resume else mcfg, tcfg, data, out_dir=out, resume=resume, stop=stop):
-            if isinstance(ev, Started):
-                if log is None and is_main:  # rank 0 writes the log
-                    log = RunLog(out / LOG_NAME)
-                if not is_main:
-                    continue
-                print(
-                    f"training {ev.n_images} images on {ev.device} ({ev.precision}), batch {ev.batch_size}"
-                    f" per process x {ev.world_size} = {ev.batch_size * ev.world_size} global,"
-                    f" steps {ev.step}->{ev.steps}, {ev.threads} threads"
-                )
-                print(f"precision {ev.precision_reason}")
-                if ev.warning:
-                    print(f"warning: {ev.warning}", file=sys.stderr)
-                bar = tqdm(total=ev.steps, initial=ev.step, disable=args.quiet or log is None, unit="step")
-            elif isinstance(ev, StepLog) and bar is not None:
-                bar.update(ev.step - bar.n)
-                bar.set_postfix(d=f"{ev.loss_d:.3f}", g=f"{ev.loss_g:.3f}", ips=f"{ev.img_per_s:.0f}")
-            elif isinstance(ev, Rollback):
-                tqdm.write(f"warning: {ev.message}")
-            elif isinstance(ev, Samples) and bar is not None and not args.quiet:
-                tqdm.write(f"step {ev.step}: samples -> {ev.path}")
-            elif isinstance(ev, Done) and is_main:
-                if bar is not None:
-                    bar.update(ev.step - bar.n)
-                    bar.close()
-                print(ev.message)
-                if ev.model_dir:
-                    print(f"model folder: {ev.model_dir}")
-                if ev.reason == "diverged":
-                    rc = 3
-            if log is not None:
-                log.write(ev)  # Samples are PNGs, not log lines
+            progress.show(ev)
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
-        if log is not None:
-            log.close()
-    return rc
+        if progress.log is not None:
+            progress.log.close()
+    return progress.rc
 
 
 def cmd_sample(args: argparse.Namespace) -> int:

@@ -59,6 +59,53 @@ def chain(dep, steps: list[tuple]):
     return dep
 
 
+def model_bar(lab: Lab) -> tuple:
+    """The model picker, its info line, Rescan and the model's zip download, under the header."""
+    has_model = lab.models.default() is not None
+    with gr.Row(equal_height=True):
+        model = gri.Dropdown(
+            label="Model",
+            choices=lab.models.choices(),
+            value=lab.models.default(),
+            allow_custom_value=True,
+            scale=3,
+            min_width=240,
+            info="Shipped models, models trained here, or a Hub repo id (user/name)",
+        )
+        with gr.Column(scale=2, min_width=240):
+            info = gr.Markdown(lab.models.info(lab.models.default()) if has_model else NO_MODEL, elem_id="model-info")
+            with gr.Row():
+                rescan = gr.Button("↻ Rescan models", size="sm", min_width=120)
+                model_zip = gr.DownloadButton("Download model (.zip)", visible=False, size="sm", min_width=160)
+    return model, info, rescan, model_zip
+
+
+def wire_across_tabs(lab: Lab, model, tabs, sample, interp, explore, train, tab_blocks) -> None:
+    """Seeds carried from Sample to Interpolate and Explore, and the job's polling rate by the open tab."""
+    private = dict(api_visibility="private")
+    sample_tab, interp_tab, explore_tab, train_tab = tab_blocks
+    for button, target, tab in (
+        (sample.to_a, interp.seed_a, "interpolate"),
+        (sample.to_b, interp.seed_b, "interpolate"),
+    ):
+        button.click(lambda s, tab=tab: (s, go_to(tab)), sample.picked, [target, tabs], **private)
+    # to Explore with the thumbnail's truncation too, so the image is the one clicked
+    d = explore.directions
+    sample.to_explore.click(
+        lambda s, psi: (s, psi, go_to("explore")),
+        [sample.picked, sample.truncation],
+        [d.seed, d.truncation, tabs],
+        **private,
+    ).then(*tab_explore.redraw_directions(explore, lab, model), show_progress="hidden", **private)
+    # the Train tab redraws the job every second while it is open, other tabs every 5 s (20 open
+    # pages would otherwise cost a 2-vCPU Space 20 requests a second)
+    fast, slow = lambda: gr.Timer(train_live.POLL_S), lambda: gr.Timer(train_live.IDLE_POLL_S)  # noqa: E731
+    train_tab.select(fast, None, train.timer, **private)
+    for tab in (sample_tab, interp_tab, explore_tab):
+        tab.select(slow, None, train.timer, **private)
+    sample.to_train.click(lambda: (go_to("train"), fast()), None, [tabs, train.timer], **private)
+
+
 def build_app(settings: Settings | None = None) -> gr.Blocks:
     """The whole UI over one Lab (models, the training job) made from `settings` (default: the
     environment's). The Blocks carries the Lab as `demo.lab` (tests, the launcher's shutdown)."""
@@ -71,23 +118,7 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
     # uploads and files handed to browsers: Gradio deletes those older than an hour, every 10 minutes
     with gr.Blocks(title="GAN Lab", delete_cache=(600, 3600)) as demo:
         gr.Markdown(INTRO, elem_id="gan-header")
-        with gr.Row(equal_height=True):
-            model = gri.Dropdown(
-                label="Model",
-                choices=lab.models.choices(),
-                value=lab.models.default(),
-                allow_custom_value=True,
-                scale=3,
-                min_width=240,
-                info="Shipped models, models trained here, or a Hub repo id (user/name)",
-            )
-            with gr.Column(scale=2, min_width=240):
-                info = gr.Markdown(
-                    lab.models.info(lab.models.default()) if has_model else NO_MODEL, elem_id="model-info"
-                )
-                with gr.Row():
-                    rescan = gr.Button("↻ Rescan models", size="sm", min_width=120)
-                    model_zip = gr.DownloadButton("Download model (.zip)", visible=False, size="sm", min_width=160)
+        model, info, rescan, model_zip = model_bar(lab)
         hub = hub_panel.create_ui(settings)
         with gr.Tabs() as tabs:
             with gr.Tab("Sample", id="sample") as sample_tab:
@@ -105,28 +136,10 @@ def build_app(settings: Settings | None = None) -> gr.Blocks:
         tab_explore.create_event_handlers(explore, lab, model)
         tab_train.create_event_handlers(train, lab, model, tabs)
 
-        # seeds carried across tabs
         private = dict(api_visibility="private")
-        for button, target, tab in (
-            (sample.to_a, interp.seed_a, "interpolate"),
-            (sample.to_b, interp.seed_b, "interpolate"),
-        ):
-            button.click(lambda s, tab=tab: (s, go_to(tab)), sample.picked, [target, tabs], **private)
-        # to Explore with the thumbnail's truncation too, so the image is the one clicked
-        d = explore.directions
-        sample.to_explore.click(
-            lambda s, psi: (s, psi, go_to("explore")),
-            [sample.picked, sample.truncation],
-            [d.seed, d.truncation, tabs],
-            **private,
-        ).then(*tab_explore.redraw_directions(explore, lab, model), show_progress="hidden", **private)
-        # the Train tab redraws the job every second while it is open, other tabs every 5 s (20 open
-        # pages would otherwise cost a 2-vCPU Space 20 requests a second)
-        fast, slow = lambda: gr.Timer(train_live.POLL_S), lambda: gr.Timer(train_live.IDLE_POLL_S)  # noqa: E731
-        train_tab.select(fast, None, train.timer, **private)
-        for tab in (sample_tab, interp_tab, explore_tab):
-            tab.select(slow, None, train.timer, **private)
-        sample.to_train.click(lambda: (go_to("train"), fast()), None, [tabs, train.timer], **private)
+        wire_across_tabs(
+            lab, model, tabs, sample, interp, explore, train, (sample_tab, interp_tab, explore_tab, train_tab)
+        )
 
         # the one refresh chain: a new model redraws every tab; a page load also redraws the job
         widgets = (

@@ -5,6 +5,7 @@ runner (`gan.ui.jobs`) for run folders."""
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ from .ownership import Owner
 from .run_data import DataSpec, Prepared
 
 LOSS_FIELDS = ("step", "loss_d", "loss_g", "d_real", "d_fake")
+META_NAME = "app_run.json"  # what Resume needs besides the checkpoint: data source, configs, status
 
 
 @dataclass
@@ -183,3 +185,25 @@ def _dir_bytes(d: Path) -> int:
 
 def visitor_digest(session: str | None) -> str | None:
     return hashlib.sha256(session.encode()).hexdigest()[:16] if session else None
+
+
+def last_run_line(runs_dir: Path, visible) -> str | None:
+    """The newest run folder's outcome among the runs `visible(name)` allows, for the status line after a
+    restart (no job in memory)."""
+    if not runs_dir.is_dir():
+        return None
+    for d in sorted(runs_dir.iterdir(), key=lambda p: p.name, reverse=True):
+        try:
+            meta = json.loads((d / META_NAME).read_text())
+            steps = meta["train_config"]["steps"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not visible(d.name):
+            continue
+        step, status = meta.get("step", 0), meta.get("status", "?")
+        if status in ("starting", "running", "stopping"):  # the app ended while it ran
+            status = "stopped"
+        resumable = (d / "checkpoint.safetensors").is_file()
+        tail = " **Resume** continues it." if resumable and step < steps else ""
+        return f"Last run (before this app started): `{d.name}`, {status} at step {step:,} of {steps:,}.{tail}"
+    return None

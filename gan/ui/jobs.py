@@ -33,13 +33,12 @@ from gan.runlog import LOG_NAME, RunLog
 from gan.train import CKPT_NAME, checkpoint_info
 
 from .common import AppError, Busy
-from .job import Job, Waiting, _dir_bytes, visitor_digest
+from .job import META_NAME, Job, Waiting, _dir_bytes, last_run_line, visitor_digest
 from .ownership import Owner
 from .run_data import DataSpec, Prepared, keep_in_run
 from .train_process import TrainProcessError, isolated_events
 
 MIN_RESUME_MINUTES = 0.1  # a run with less of its time limit left is not resumed (it would stop at once)
-META_NAME = "app_run.json"  # what Resume needs besides the checkpoint: data source, configs, status
 
 
 class JobRunner:
@@ -386,23 +385,10 @@ class JobRunner:
             job.stop.set()
             job.thread.join(timeout)
 
-    def last_run(self) -> str | None:
-        """The newest run folder's outcome, for the status line after a restart (no job in memory)."""
-        if not self.runs_dir.is_dir():
-            return None
-        for d in sorted(self.runs_dir.iterdir(), key=lambda p: p.name, reverse=True):
-            try:
-                meta = json.loads((d / META_NAME).read_text())
-                steps = meta["train_config"]["steps"]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            step, status = meta.get("step", 0), meta.get("status", "?")
-            if status in ("starting", "running", "stopping"):  # the app ended while it ran
-                status = "stopped"
-            resumable = (d / "checkpoint.safetensors").is_file()
-            tail = " **Resume** continues it." if resumable and step < steps else ""
-            return f"Last run (before this app started): `{d.name}`, {status} at step {step:,} of {steps:,}.{tail}"
-        return None
+    def last_run(self, session: str | None = None, key: str | None = None, shared: bool = False) -> str | None:
+        """The newest run folder's outcome, for the status line after a restart (no job in memory); with
+        `shared` (a Space), only among the runs this visitor started."""
+        return last_run_line(self.runs_dir, lambda run: self.may_control(run, session, key, shared))
 
     def resumable(
         self, session: str | None = None, key: str | None = None, shared: bool = False

@@ -84,9 +84,8 @@ def panel(
         return {ui.drawn: drawn}  # nothing changed (an empty dict would read as one output value)
     alive = job is not None and job.alive
     if job is None:
-        out = empty_view(
-            ui, lab.runner.last_run() or "No training run yet. Pick data and options, then press **Start**."
-        )
+        last = lab.runner.last_run(session, key, shared=lab.settings.on_space)  # a Space: only the viewer's own
+        out = empty_view(ui, last or "No training run yet. Pick data and options, then press **Start**.")
     elif not sees:  # a Space: another visitor's run, not shared: that the trainer is busy, nothing of it
         out = empty_view(ui, stranger_line(lab, job, session))
         if drawn.get("job") is not None:  # what an earlier (own, or shared) run showed goes
